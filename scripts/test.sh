@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, root integration tests, then the leak
+# check. Needs root. Every resource the run makes is named after
+# BERTH_TEST_RUN, and the leak check fails if any of it is left.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: the integration tests need root" >&2
+  exit 1
+fi
+
+export BERTH_TEST_RUN="${BERTH_TEST_RUN:-$(date +%s)$$}"
+echo "test run ${BERTH_TEST_RUN}"
+
+status=0
+cargo build --workspace --all-targets || exit 1
+cargo test --workspace --no-fail-fast "$@" || status=$?
+
+if ! cargo run -q -p berth-testkit --bin berth-leakcheck -- "$BERTH_TEST_RUN"; then
+  status=1
+fi
+exit "$status"
