@@ -86,9 +86,8 @@ pub fn remove_tree(path: &Path) {
             let _ = berth_sys::mount::unmount_detach(&m);
         }
     }
-    if path.exists() {
-        if let Err(e) = std::fs::remove_dir_all(path) {
+    if path.exists()
+        && let Err(e) = std::fs::remove_dir_all(path) {
             eprintln!("testkit: remove {}: {e}", path.display());
         }
-    }
 }
