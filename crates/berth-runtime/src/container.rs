@@ -13,7 +13,9 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use serde::Serialize;
 
-use crate::cgroup::{Cgroup, CgroupError};
+use berth_cgroups::Cgroup;
+
+use crate::cgroups::{self, CgroupsError};
 use crate::console::{self, ConsoleError};
 use crate::hooks::{self, HookError, HookState, Phase};
 use crate::init::{self, ContainerInit, InitKind, InitPlan, RootfsPlan};
@@ -37,7 +39,11 @@ pub enum ContainerError {
     #[error(transparent)]
     Rootfs(#[from] crate::rootfs::RootfsError),
     #[error(transparent)]
-    Cgroup(#[from] CgroupError),
+    Cgroups(#[from] CgroupsError),
+    #[error(transparent)]
+    Cgroup(#[from] berth_cgroups::CgroupError),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
     Hook(#[from] HookError),
     #[error(transparent)]
@@ -138,15 +144,11 @@ impl Drop for CreateGuard {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
         }
         if let Some(cg) = &self.cgroup {
-            let _ = cg.kill_all(Signal::SIGKILL);
+            let _ = cg.kill_all(libc::SIGKILL);
             let _ = cg.destroy();
         }
         let _ = self.dir.remove();
     }
-}
-
-fn default_cgroup_path(id: &str) -> String {
-    format!("/berth/{id}")
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
@@ -186,6 +188,11 @@ impl Runtime {
         Runtime { root: root.into() }
     }
 
+    /// Compiled seccomp programs, by profile.
+    fn seccomp_cache(&self) -> PathBuf {
+        self.root.join(".seccomp")
+    }
+
     fn dir(&self, id: &str) -> Result<StateDir, ContainerError> {
         Ok(StateDir::new(&self.root, id)?)
     }
@@ -205,7 +212,7 @@ impl Runtime {
         if terminal && opts.console_socket.is_none() && !opts.keep_terminal {
             return Err(ContainerError::NeedConsoleSocket);
         }
-        let seccomp = crate::seccomp_plan(&spec)?;
+        let seccomp = crate::seccomp::plan(&spec, &self.seccomp_cache())?;
         let process_plan = crate::process::plan(process, opts.preserve_fds, seccomp)?;
         let mounts = crate::rootfs::plan_mounts(&spec, &bundle)?;
 
@@ -223,18 +230,16 @@ impl Runtime {
             created: state::now_rfc3339(),
             owner: String::new(),
             annotations: annotations.clone(),
-            cgroup_path: linux
-                .cgroups_path()
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|| default_cgroup_path(id)),
-            cgroup_created: true,
+            cgroup: None,
         };
         dir.save_config(&config)?;
         dir.save(&record)?;
         let fifo_path = dir.fifo();
         nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .map_err(|errno| ContainerError::Sys { what: "create exec fifo", errno })?;
+        // Past the umask: init may run as any user (or a mapped root).
+        std::fs::set_permissions(&fifo_path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+            .map_err(|e| ContainerError::io("chmod exec fifo", &fifo_path, e))?;
         let fifo = nix::fcntl::open(
             &fifo_path,
             nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
@@ -242,9 +247,10 @@ impl Runtime {
         )
         .map_err(|errno| ContainerError::Sys { what: "open exec fifo", errno })?;
 
-        let cgroup = Cgroup::new(&record.cgroup_path);
-        cgroup.create(linux.resources().as_ref())?;
+        let cgroup = cgroups::create(&spec, id)?;
         guard.cgroup = Some(cgroup.clone());
+        record.cgroup = Some(cgroup.clone());
+        dir.save(&record)?;
 
         let ns = NsPlan::from_spec(&spec);
         let userns = ns.has(nix::sched::CloneFlags::CLONE_NEWUSER);
@@ -265,7 +271,7 @@ impl Runtime {
                     propagation: linux.rootfs_propagation().clone(),
                     mounts,
                     devices: crate::rootfs::plan_devices(&spec),
-                    cgroup_view: cgroup.view(),
+                    cgroup_view: cgroup.container_view(),
                     readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
                     masked: linux.masked_paths().clone().unwrap_or_default(),
                     readonly: linux.readonly_paths().clone().unwrap_or_default(),
@@ -391,7 +397,7 @@ impl Runtime {
         if !state::process_alive(r.pid, r.pid_start_time) {
             return Status::Stopped;
         }
-        if Cgroup::new(&r.cgroup_path).is_frozen() {
+        if r.cgroup.as_ref().is_some_and(cgroups::is_frozen) {
             return Status::Paused;
         }
         if dir.fifo().exists() { Status::Created } else { Status::Running }
@@ -413,6 +419,9 @@ impl Runtime {
         };
         for e in rd.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
+            if id.starts_with('.') {
+                continue;
+            }
             if let Ok(rep) = self.state(&id) {
                 out.push(rep);
             }
@@ -492,7 +501,10 @@ impl Runtime {
             return Err(ContainerError::Status { id: id.to_owned(), status, action: "kill" });
         }
         if all {
-            return Ok(Cgroup::new(&record.cgroup_path).kill_all(signal)?);
+            if let Some(cg) = &record.cgroup {
+                cg.kill_all(signal as i32)?;
+            }
+            return Ok(());
         }
         signal_init(&record, signal)
     }
@@ -502,7 +514,7 @@ impl Runtime {
         if !status.can_pause() {
             return Err(ContainerError::Status { id: id.to_owned(), status, action: "pause" });
         }
-        Ok(Cgroup::new(&record.cgroup_path).freeze()?)
+        Ok(cgroup_of(&record)?.freeze()?)
     }
 
     pub fn resume(&self, id: &str) -> Result<(), ContainerError> {
@@ -510,13 +522,13 @@ impl Runtime {
         if !status.can_resume() {
             return Err(ContainerError::Status { id: id.to_owned(), status, action: "resume" });
         }
-        Ok(Cgroup::new(&record.cgroup_path).thaw()?)
+        Ok(cgroup_of(&record)?.thaw()?)
     }
 
     /// Pids of every process in the container's cgroup.
     pub fn pids(&self, id: &str) -> Result<Vec<i32>, ContainerError> {
         let (record, _) = self.load(id)?;
-        Ok(Cgroup::new(&record.cgroup_path).procs()?)
+        Ok(cgroup_of(&record)?.procs()?)
     }
 
     /// Remove a stopped (or created) container; `force` kills a running one
@@ -533,18 +545,17 @@ impl Runtime {
             Err(e) => return Err(e.into()),
         };
         let status = self.status_of(&dir, &record);
-        let cgroup = Cgroup::new(&record.cgroup_path);
         match status {
             Status::Stopped => {}
-            Status::Created => self.kill_and_wait(&record, &cgroup)?,
+            Status::Created => self.kill_and_wait(&record)?,
             Status::Creating if force => {}
-            Status::Running | Status::Paused if force => self.kill_and_wait(&record, &cgroup)?,
+            Status::Running | Status::Paused if force => self.kill_and_wait(&record)?,
             _ => return Err(ContainerError::Status { id: id.to_owned(), status, action: "delete (not stopped)" }),
         }
-        if record.cgroup_created {
+        if let Some(cgroup) = &record.cgroup {
             // Stray processes (e.g. with a host pid namespace) go too.
             if !cgroup.procs().unwrap_or_default().is_empty() {
-                self.kill_and_wait(&record, &cgroup)?;
+                self.kill_and_wait(&record)?;
             }
             cgroup.destroy()?;
         }
@@ -564,16 +575,18 @@ impl Runtime {
         dir.remove().map_err(|e| ContainerError::io("remove state", &dir.dir, e))
     }
 
-    fn kill_and_wait(&self, record: &Record, cgroup: &Cgroup) -> Result<(), ContainerError> {
-        if cgroup.is_frozen() {
-            let _ = cgroup.thaw();
+    fn kill_and_wait(&self, record: &Record) -> Result<(), ContainerError> {
+        if let Some(cgroup) = &record.cgroup {
+            if cgroups::is_frozen(cgroup) {
+                let _ = cgroup.thaw();
+            }
+            let _ = cgroup.kill_all(libc::SIGKILL);
         }
-        let _ = cgroup.kill_all(Signal::SIGKILL);
         let _ = signal_init(record, Signal::SIGKILL);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let init_gone = !state::process_alive(record.pid, record.pid_start_time);
-            let procs = cgroup.procs().unwrap_or_default();
+            let procs = record.cgroup.as_ref().and_then(|c| c.procs().ok()).unwrap_or_default();
             if init_gone && procs.is_empty() {
                 return Ok(());
             }
@@ -598,13 +611,13 @@ impl Runtime {
             return Err(ContainerError::NeedConsoleSocket);
         }
         let spec = self.saved_spec(id)?;
-        let seccomp = crate::seccomp_plan(&spec)?;
+        let seccomp = crate::seccomp::plan(&spec, &self.seccomp_cache())?;
         let plan = InitPlan {
             ns: NsPlan::join_process(record.pid),
             kind: InitKind::Exec,
             process: crate::process::plan(process, opts.preserve_fds, seccomp)?,
         };
-        let cgroup = Cgroup::new(&record.cgroup_path);
+        let cgroup = cgroup_of(&record)?.clone();
         // SAFETY: plain prctl.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let (parent, child) = sync::pair()?;
@@ -662,6 +675,14 @@ impl Runtime {
         }
         result
     }
+}
+
+fn cgroup_of(record: &Record) -> Result<&Cgroup, ContainerError> {
+    record.cgroup.as_ref().ok_or_else(|| ContainerError::Status {
+        id: record.id.clone(),
+        status: Status::Creating,
+        action: "use its cgroup (not created yet)",
+    })
 }
 
 /// Signal init through a pidfd, so a recycled pid is never hit.

@@ -127,19 +127,6 @@ pub struct ProcessPlan {
     pub seccomp: Option<crate::seccomp::Program>,
 }
 
-/// The cgroup filesystem as the container sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CgroupView {
-    /// v1: (dir name under the mount point, host dir of the container's cgroup).
-    pub v1: Vec<(String, PathBuf)>,
-    /// v1: comount links (`cpu` → `cpu,cpuacct`).
-    pub links: Vec<(String, String)>,
-    /// Hybrid: the container's dir in the unified hierarchy, shown at `unified`.
-    pub unified: Option<PathBuf>,
-    /// Pure v2: the container's dir (bound when not in a cgroup namespace).
-    pub v2: Option<PathBuf>,
-}
-
 /// The rootfs part, for a new container.
 #[derive(Debug, Clone)]
 pub struct RootfsPlan {
@@ -147,7 +134,7 @@ pub struct RootfsPlan {
     pub propagation: Option<String>,
     pub mounts: Vec<MountStep>,
     pub devices: Vec<DeviceNode>,
-    pub cgroup_view: CgroupView,
+    pub cgroup_view: berth_cgroups::ContainerView,
     pub readonly_root: bool,
     pub masked: Vec<String>,
     pub readonly: Vec<String>,
@@ -209,10 +196,12 @@ fn expect_continue(chan: &Channel, what: &'static str) -> Result<(), InitError> 
 }
 
 fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never, InitError> {
-    // Other processes of the container (same uid) must not ptrace or read
-    // /proc of a half-set-up exec; exec restores dumpability.
-    // SAFETY: plain prctl.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if let InitKind::Exec = plan.kind {
+        // Other processes of the container (same uid) must not ptrace or
+        // read /proc of a half-set-up exec; exec restores dumpability.
+        // SAFETY: plain prctl.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    }
     let joins = plan.ns.open_joins()?;
     for (f, fd) in joins.iter().filter(|(f, _)| *f == CloneFlags::CLONE_NEWUSER) {
         namespaces::setns(fd, *f)?;
@@ -229,7 +218,9 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never, InitError> {
         namespaces::setns(fd, *f)?;
     }
     drop(joins);
-    let new = plan.ns.new & !(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWCGROUP);
+    // `difference`, not `& !`: complementing drops bits nix doesn't name
+    // (CLONE_NEWTIME).
+    let new = plan.ns.new.difference(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWCGROUP);
     namespaces::unshare(new)?;
     if let InitKind::Container(c) = &plan.kind
         && !c.time_offsets.is_empty() {
@@ -308,7 +299,9 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never, InitError> {
     match &plan.kind {
         InitKind::Container(c) => {
             chan.send(&Msg::Ready)?;
-            wait_for_start(&c.fifo)?;
+            if let Err(e) = wait_for_start(&c.fifo) {
+                fatal_after_ready(&e.to_string());
+            }
             let state = HookState {
                 oci_version: "1.2.0",
                 id: &c.id,
@@ -431,8 +424,15 @@ fn setup_container(c: &ContainerInit, p: &ProcessPlan, chan: &Channel) -> Result
 
 /// The cgroup filesystem inside the container, read-only when the mount
 /// says `ro` (docker's default): so a root process inside cannot raise its
-/// own limits.
-fn mount_cgroup_view(root: &OwnedFd, step: &MountStep, view: &CgroupView, cgroupns: bool) -> Result<(), InitError> {
+/// own limits. v1/hybrid: a tmpfs with each hierarchy's container dir bound
+/// read-only below it; v2: a fresh cgroup2 in a cgroup namespace, else the
+/// container's dir bound.
+fn mount_cgroup_view(
+    root: &OwnedFd,
+    step: &MountStep,
+    view: &berth_cgroups::ContainerView,
+    cgroupns: bool,
+) -> Result<(), InitError> {
     use nix::mount::MsFlags;
     let dest = step.dest.clone();
     let err = |errno| InitError::CgroupMount { dest: dest.clone(), errno };
@@ -441,31 +441,30 @@ fn mount_cgroup_view(root: &OwnedFd, step: &MountStep, view: &CgroupView, cgroup
     let base = step.options.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     let target = rootfs::mkdir_all_in_root(root, &rel).map_err(err)?;
     let target_path = rootfs::fd_path(target.as_raw_fd());
-    let bind_ro = |src: &Path, rel_dest: &Path| -> Result<(), InitError> {
+    let bind = |src: &Path, rel_dest: &Path| -> Result<(), InitError> {
         let t = rootfs::mkdir_all_in_root(root, rel_dest).map_err(err)?;
         let tp = rootfs::fd_path(t.as_raw_fd());
-        nix::mount::mount(Some(src), tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(err)?;
-        if ro {
-            let t = rootfs::open_in_root(root, rel_dest).map_err(err)?;
-            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base;
-            nix::mount::mount(None::<&str>, rootfs::fd_path(t.as_raw_fd()).as_str(), None::<&str>, flags, None::<&str>)
-                .map_err(err)?;
-        }
-        Ok(())
+        nix::mount::mount(Some(src), tp.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(err)?;
+        let t = rootfs::open_in_root(root, rel_dest).map_err(err)?;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+        nix::mount::mount(None::<&str>, rootfs::fd_path(t.as_raw_fd()).as_str(), None::<&str>, flags, None::<&str>)
+            .map_err(err)
     };
-    if let Some(v2) = &view.v2 {
+    if !view.tmpfs {
         if cgroupns {
             let flags = base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
-            return nix::mount::mount(Some("cgroup2"), target_path.as_str(), Some("cgroup2"), flags, None::<&str>).map_err(err);
+            return nix::mount::mount(Some("cgroup2"), target_path.as_str(), Some("cgroup2"), flags, None::<&str>)
+                .map_err(err);
         }
-        return bind_ro(v2, &rel);
+        return match view.mounts.first() {
+            Some(m) => bind(&m.source, &rel),
+            None => Ok(()),
+        };
     }
     nix::mount::mount(Some("tmpfs"), target_path.as_str(), Some("tmpfs"), base, Some("mode=755")).map_err(err)?;
-    for (name, host) in &view.v1 {
-        bind_ro(host, &rel.join(name))?;
-    }
-    if let Some(u) = &view.unified {
-        bind_ro(u, &rel.join("unified"))?;
+    for m in &view.mounts {
+        bind(&m.source, &rel.join(&m.destination))?;
     }
     let dir = rootfs::open_in_root(root, &rel).map_err(err)?;
     let dir = nix::fcntl::open(
@@ -474,15 +473,16 @@ fn mount_cgroup_view(root: &OwnedFd, step: &MountStep, view: &CgroupView, cgroup
         nix::sys::stat::Mode::empty(),
     )
     .map_err(err)?;
-    for (link, target) in &view.links {
-        match nix::unistd::symlinkat(target.as_str(), dir.as_fd(), link.as_str()) {
+    for l in &view.symlinks {
+        match nix::unistd::symlinkat(l.target.as_str(), dir.as_fd(), l.link.as_str()) {
             Ok(()) | Err(nix::Error::EEXIST) => {}
             Err(e) => return Err(err(e)),
         }
     }
     if ro {
         let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base;
-        nix::mount::mount(None::<&str>, target_dir_path(&dir).as_str(), None::<&str>, flags, Some("mode=755")).map_err(err)?;
+        nix::mount::mount(None::<&str>, target_dir_path(&dir).as_str(), None::<&str>, flags, Some("mode=755"))
+            .map_err(err)?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! [`cli`] is runc's command line over it.
 
 pub mod capabilities;
-pub mod cgroup;
+pub mod cgroups;
 pub mod cli;
 pub mod console;
 pub mod container;
@@ -23,14 +23,9 @@ pub mod sync;
 
 pub use container::{CreateOptions, Created, ExecOptions, Runtime, StateReport};
 
-/// Compile the spec's seccomp section, if any (before fork).
-pub fn seccomp_plan(_spec: &oci_spec::runtime::Spec) -> Result<Option<seccomp::Program>, container::ContainerError> {
-    Ok(None)
-}
-
-/// docker's default seccomp profile as JSON for `spec`, when built in.
+/// docker's default seccomp profile as JSON, for `spec`.
 pub fn default_seccomp_json() -> Option<serde_json::Value> {
-    None
+    Some(seccomp::docker_default_json())
 }
 
 /// What `features` prints.

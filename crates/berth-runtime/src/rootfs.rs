@@ -92,7 +92,7 @@ pub fn plan_mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountStep>, RootfsE
         steps.push(MountStep {
             index,
             dest: m.destination().clone(),
-            cgroup: kind == "cgroup" || kind == "cgroup2" && !is_bind,
+            cgroup: (kind == "cgroup" || kind == "cgroup2") && !is_bind,
             kind,
             source: source.to_string_lossy().into_owned(),
             options,
@@ -176,8 +176,16 @@ pub fn open_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd, nix::Error> {
 }
 
 /// Create every missing directory of `rel` inside `root` and return an
-/// O_PATH fd for the last one.
+/// O_PATH fd for the last one. A dangling symlink on the way is followed
+/// the way the kernel would, but inside `root`: its target is created there.
 pub fn mkdir_all_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd, nix::Error> {
+    mkdir_all_depth(root, rel, 0)
+}
+
+fn mkdir_all_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd, nix::Error> {
+    if depth > 40 {
+        return Err(nix::Error::ELOOP);
+    }
     match open_in_root(root, rel) {
         Ok(fd) => return Ok(fd),
         Err(nix::Error::ENOENT) => {}
@@ -185,12 +193,22 @@ pub fn mkdir_all_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd, nix::Err
     }
     let parent = rel.parent().unwrap_or(Path::new(""));
     let name = rel.file_name().ok_or(nix::Error::EINVAL)?;
-    let parent_fd = mkdir_all_in_root(root, parent)?;
+    let parent_fd = mkdir_all_depth(root, parent, depth)?;
     match nix::sys::stat::mkdirat(parent_fd.as_fd(), name, Mode::from_bits_truncate(0o755)) {
         Ok(()) | Err(nix::Error::EEXIST) => {}
         Err(e) => return Err(e),
     }
-    open_in_root(root, rel)
+    match open_in_root(root, rel) {
+        Err(nix::Error::ENOENT) => {
+            // `name` exists yet resolves to nothing: a dangling symlink.
+            let target = nix::fcntl::readlinkat(parent_fd.as_fd(), name)?;
+            let target = Path::new(&target);
+            let next = if target.is_absolute() { relative(target) } else { parent.join(target) };
+            mkdir_all_depth(root, &next, depth + 1)?;
+            open_in_root(root, rel)
+        }
+        other => other,
+    }
 }
 
 /// Create (if missing) the file `rel` inside `root`, its directories too, and

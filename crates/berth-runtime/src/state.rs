@@ -98,12 +98,10 @@ pub struct Record {
     pub owner: String,
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
-    /// The cgroup path the container lives in (relative to each hierarchy root).
+    /// The container's cgroup, with the directories create made (and
+    /// delete removes); None until it exists.
     #[serde(default)]
-    pub cgroup_path: String,
-    /// The cgroup directories this container created (and delete removes).
-    #[serde(default)]
-    pub cgroup_created: bool,
+    pub cgroup: Option<berth_cgroups::Cgroup>,
 }
 
 /// Checks that `id` is safe as a directory name and a cgroup name.
@@ -276,8 +274,7 @@ mod tests {
             created: now_rfc3339(),
             owner: String::new(),
             annotations: HashMap::new(),
-            cgroup_path: "/berth/c1".into(),
-            cgroup_created: true,
+            cgroup: None,
         };
         sd.save(&rec).unwrap();
         assert_eq!(sd.load().unwrap().pid, 42);
