@@ -130,11 +130,10 @@ impl ContentStore {
 
     /// Store everything `r` yields, verified against `expected` when given.
     pub fn put_stream(&self, reference: &str, r: &mut dyn Read, expected: Option<&Digest>) -> Result<(Digest, u64), ContentError> {
-        if let Some(d) = expected {
-            if self.exists(d) {
+        if let Some(d) = expected
+            && self.exists(d) {
                 return Ok((d.clone(), self.size(d)?));
             }
-        }
         let mut w = self.writer(reference, expected.map_or(Algorithm::Sha256, Digest::algorithm))?;
         if w.offset() > 0 {
             // A resumed ingest of a stream we cannot seek: skip what we have.
@@ -264,19 +263,17 @@ impl Writer {
         self.file.sync_all().map_err(io_err(&self.path))?;
         let actual = self.hasher.clone().finish();
         let size = self.offset;
-        if let Some(exp) = expected {
-            if exp != &actual {
+        if let Some(exp) = expected
+            && exp != &actual {
                 let reference = self.reference.clone();
                 self.abort()?;
                 return Err(ContentError::DigestMismatch { reference, expected: exp.clone(), actual });
             }
-        }
-        if let Some(exp) = expected_size {
-            if exp != size {
+        if let Some(exp) = expected_size
+            && exp != size {
                 self.abort()?;
                 return Err(ContentError::SizeMismatch { digest: actual, expected: exp, actual: size });
             }
-        }
         let target = self.store.blob_path(&actual);
         if target.exists() {
             self.abort()?;

@@ -132,11 +132,10 @@ impl Manifest {
         if m.schema_version != 2 {
             return Err(ModelError::SchemaVersion { what: "manifest", digest: digest.to_string(), version: m.schema_version });
         }
-        if let Some(mt) = &m.media_type {
-            if !media::is_manifest(mt) {
+        if let Some(mt) = &m.media_type
+            && !media::is_manifest(mt) {
                 return Err(ModelError::MediaType { what: "manifest", digest: digest.to_string(), media_type: mt.clone() });
             }
-        }
         if !media::is_config(&m.config.media_type) {
             return Err(ModelError::MediaType {
                 what: "config",
@@ -159,11 +158,10 @@ impl Index {
         if i.schema_version != 2 {
             return Err(ModelError::SchemaVersion { what: "index", digest: digest.to_string(), version: i.schema_version });
         }
-        if let Some(mt) = &i.media_type {
-            if !media::is_index(mt) {
+        if let Some(mt) = &i.media_type
+            && !media::is_index(mt) {
                 return Err(ModelError::MediaType { what: "index", digest: digest.to_string(), media_type: mt.clone() });
             }
-        }
         Ok(i)
     }
 }

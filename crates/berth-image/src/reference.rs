@@ -81,11 +81,10 @@ impl Reference {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        if let Some(t) = tag {
-            if !valid_tag(t) {
+        if let Some(t) = tag
+            && !valid_tag(t) {
                 return Err(format());
             }
-        }
         let (domain, path) = split_domain(name);
         if !domain.is_empty() && !valid_domain(domain) {
             return Err(format());
@@ -276,11 +275,10 @@ fn valid_domain(d: &str) -> bool {
             None => (d, None),
         }
     };
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+    if let Some(p) = port
+        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
             return false;
         }
-    }
     !host.is_empty()
         && host.split('.').all(|c| {
             let b = c.as_bytes();

@@ -642,11 +642,10 @@ fn read_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Vec<(String
     if let Some(exts) = entry.pax_extensions()? {
         for ext in exts {
             let ext = ext?;
-            if let Ok(k) = ext.key() {
-                if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
+            if let Ok(k) = ext.key()
+                && let Some(name) = k.strip_prefix("SCHILY.xattr.") {
                     out.push((name.to_owned(), ext.value_bytes().to_vec()));
                 }
-            }
         }
     }
     Ok(out)
