@@ -174,26 +174,39 @@ impl ImageStore {
     pub fn save(&self, names: &[String], out: impl Write) -> Result<(), ArchiveError> {
         // image ID -> tags asked for, in the order given.
         let mut wanted: Vec<(Digest, Vec<Reference>)> = Vec::new();
+        let mut add = |id: Digest, tags: Vec<Reference>| match wanted.iter_mut().find(|(w, _)| *w == id) {
+            Some((_, t)) => {
+                for x in tags {
+                    if !t.contains(&x) {
+                        t.push(x);
+                    }
+                }
+            }
+            None => wanted.push((id, tags)),
+        };
         for name in names {
+            // A bare repository name means every tag of it.
+            if let Ok(r) = Reference::parse_named(name)
+                && r.tag().is_none() && r.digest().is_none() && self.resolve(name).is_err() {
+                    let tagged: Vec<(Digest, Reference)> =
+                        self.all_references()?.into_iter().filter(|(_, x)| x.name() == r.name() && x.tag().is_some()).collect();
+                    if tagged.is_empty() {
+                        return Err(StoreError::NoSuchImage { name: name.clone() }.into());
+                    }
+                    for (id, t) in tagged {
+                        add(id, vec![t]);
+                    }
+                    continue;
+                }
             let id = self.resolve(name)?;
             let mut tags = Vec::new();
             if !crate::store::is_id_prefix(&id, name) {
-                let r = Reference::parse_named(name).map_err(StoreError::from)?;
-                if r.tag().is_none() && r.digest().is_none() {
-                    // A bare repository: every tag of it.
-                    for x in self.all_references()? {
-                        if x.1.name() == r.name() && x.1.tag().is_some() {
-                            tags.push(x.1);
-                        }
-                    }
-                } else if r.tag().is_some() {
-                    tags.push(Reference::parse(name).map_err(StoreError::from)?);
+                let r = Reference::parse(name).map_err(StoreError::from)?;
+                if r.tag().is_some() {
+                    tags.push(r);
                 }
             }
-            match wanted.iter_mut().find(|(w, _)| *w == id) {
-                Some((_, t)) => t.extend(tags),
-                None => wanted.push((id, tags)),
-            }
+            add(id, tags);
         }
         let mut b = tar::Builder::new(io::BufWriter::with_capacity(BUF_SIZE, out));
         let werr = |source| ArchiveError::Write { source };
@@ -288,6 +301,21 @@ impl ImageStore {
     /// image is added, its layers unpacked and checked against the config's
     /// diff IDs. An image becomes visible only once all of it is stored.
     pub fn load(&self, input: impl Read) -> Result<LoadReport, ArchiveError> {
+        let before: std::collections::HashSet<Digest> =
+            self.content().list().map_err(store_err(""))?.into_iter().map(|(d, _)| d).collect();
+        let result = self.load_inner(input);
+        // Blobs this load brought that no image took (manifest.json, the
+        // files of a failed load).
+        let keep = self.referenced_blobs()?;
+        for (d, _) in self.content().list().map_err(store_err(""))? {
+            if !before.contains(&d) && !keep.contains(&d) {
+                self.content().delete(&d).map_err(store_err(""))?;
+            }
+        }
+        result
+    }
+
+    fn load_inner(&self, input: impl Read) -> Result<LoadReport, ArchiveError> {
         let (_, r) = compression::decompress(input).map_err(|source| ArchiveError::Read { source })?;
         let mut archive = tar::Archive::new(r);
         let rerr = |source| ArchiveError::Read { source };
@@ -296,8 +324,6 @@ impl ImageStore {
         let mut links: HashMap<PathBuf, PathBuf> = HashMap::new();
         let mut small: HashMap<PathBuf, Vec<u8>> = HashMap::new();
         let mut added = Vec::new();
-        let before: std::collections::HashSet<Digest> =
-            self.content().list().map_err(store_err(""))?.into_iter().map(|(d, _)| d).collect();
         for entry in archive.entries().map_err(rerr)? {
             let mut entry = entry.map_err(rerr)?;
             let raw = entry.path_bytes().into_owned();
@@ -407,13 +433,6 @@ impl ImageStore {
                 Err(ArchiveError::NoManifest)
             }
         })();
-        // Blobs this load brought that no image took (manifest.json and the like).
-        let keep = self.referenced_blobs()?;
-        for (d, _) in self.content().list().map_err(store_err(""))? {
-            if !before.contains(&d) && !keep.contains(&d) {
-                self.content().delete(&d).map_err(store_err(""))?;
-            }
-        }
         result?;
         report.images = added;
         Ok(report)

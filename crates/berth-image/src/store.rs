@@ -469,7 +469,7 @@ impl ImageStore {
                         image: id.short().to_owned(),
                     });
                 }
-            self.check_conflict(&id, force, false, users)?;
+            self.check_conflict(&id, force, true, users)?;
             if self.remove_reference(&r)? {
                 out.push(DeleteResponseItem::untagged(r.familiar()));
             }
@@ -485,7 +485,7 @@ impl ImageStore {
                 return Ok(out);
             }
         } else if is_single_reference(&refs) {
-            self.check_conflict(&id, force, false, users)?;
+            self.check_conflict(&id, force, true, users)?;
             for r in &refs {
                 self.remove_reference(r)?;
                 out.push(DeleteResponseItem::untagged(r.familiar()));

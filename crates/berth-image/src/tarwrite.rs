@@ -30,7 +30,7 @@ pub fn is_opaque(p: &Path) -> bool {
     get_xattr(p, OVERLAY_OPAQUE_XATTR).is_some_and(|v| v == b"y")
 }
 
-pub(crate) fn get_xattr(p: &Path, key: &str) -> Option<Vec<u8>> {
+pub fn get_xattr(p: &Path, key: &str) -> Option<Vec<u8>> {
     let path = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
     let k = std::ffi::CString::new(key).ok()?;
     let mut buf = vec![0u8; 4096];
@@ -82,6 +82,18 @@ fn append_pax<W: Write>(b: &mut tar::Builder<W>, records: &[(String, Vec<u8>)]) 
     b.append(&h, &data[..])
 }
 
+/// The empty regular file docker writes for a whiteout.
+fn empty_header(mtime: i64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(0);
+    h.set_mode(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime.max(0) as u64);
+    h
+}
+
 /// Writes a tree into a tar builder, entry by entry, in name order.
 pub struct TreeWriter<'a, W: Write> {
     pub builder: &'a mut tar::Builder<W>,
@@ -128,12 +140,8 @@ impl<'a, W: Write> TreeWriter<'a, W> {
         if self.kind == TreeKind::OverlayUpper && is_whiteout(m) {
             let mut name = std::ffi::OsString::from(WHITEOUT_PREFIX);
             name.push(rel.file_name().expect("entry has a name"));
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(0);
-            h.set_mode(0);
-            h.set_mtime(m.mtime().max(0) as u64);
-            return self.builder.append_data(&mut h, rel.with_file_name(name), io::empty());
+            let h = &mut empty_header(m.mtime());
+            return self.builder.append_data(h, rel.with_file_name(name), io::empty());
         }
         let xattrs = list_xattrs(abs);
         if !xattrs.is_empty() {
@@ -146,12 +154,8 @@ impl<'a, W: Write> TreeWriter<'a, W> {
             h.set_size(0);
             self.builder.append_data(&mut h, rel, io::empty())?;
             if self.kind == TreeKind::OverlayUpper && is_opaque(abs) {
-                let mut o = tar::Header::new_gnu();
-                o.set_entry_type(tar::EntryType::Regular);
-                o.set_size(0);
-                o.set_mode(0);
-                o.set_mtime(m.mtime().max(0) as u64);
-                self.builder.append_data(&mut o, rel.join(WHITEOUT_OPAQUE), io::empty())?;
+                let o = &mut empty_header(m.mtime());
+                self.builder.append_data(o, rel.join(WHITEOUT_OPAQUE), io::empty())?;
             }
         } else if ft.is_symlink() {
             let target = fs::read_link(abs)?;

@@ -415,11 +415,12 @@ impl Extractor {
         }
         let rel = clean_entry_path(&raw_path).map_err(|reason| UnpackError::Unsafe { entry: shown.clone(), reason })?;
         let hdr = entry.header();
+        // An empty numeric field reads as 0, as Go's archive/tar reads it.
         let meta = Meta {
-            mode: hdr.mode().map_err(|source| UnpackError::Archive { source })? & 0o7777,
-            uid: hdr.uid().map_err(|source| UnpackError::Archive { source })? as u32,
-            gid: hdr.gid().map_err(|source| UnpackError::Archive { source })? as u32,
-            mtime: hdr.mtime().map_err(|source| UnpackError::Archive { source })? as i64,
+            mode: hdr.mode().unwrap_or(0o644) & 0o7777,
+            uid: hdr.uid().unwrap_or(0) as u32,
+            gid: hdr.gid().unwrap_or(0) as u32,
+            mtime: hdr.mtime().unwrap_or(0) as i64,
         };
         let xattrs = read_xattrs(entry).map_err(|source| UnpackError::Archive { source })?;
 
@@ -439,8 +440,8 @@ impl Extractor {
         if base.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             let pfd = self.parent(&parent, &shown)?;
             if base == WHITEOUT_OPAQUE.as_bytes() {
-                let p = format!("/proc/self/fd/{pfd}");
-                set_xattr(&p, OVERLAY_OPAQUE_XATTR, b"y", true)
+                let k = cstr(OVERLAY_OPAQUE_XATTR.as_bytes()).expect("no NUL");
+                check(unsafe { libc::fsetxattr(pfd, k.as_ptr(), b"y".as_ptr().cast(), 1, 0) })
                     .map_err(|source| UnpackError::Io { entry: shown, op: "mark opaque", source })?;
                 return Ok(0);
             }
