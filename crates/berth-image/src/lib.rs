@@ -7,6 +7,8 @@ pub mod commit;
 pub mod compression;
 pub mod content;
 pub mod digest;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod layer;
 pub mod model;
 pub mod reference;
