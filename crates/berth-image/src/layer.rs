@@ -228,8 +228,14 @@ impl LayerStore {
         let rec = staging.join(RECORD);
         berth_sys::fs::write_atomic(&rec, &serde_json::to_vec_pretty(&info).expect("layer record serializes"))
             .map_err(|e| LayerError::Io { path: rec.clone(), source: fs_err(e) })?;
-        berth_sys::fs::rename_synced(staging, &final_dir)
-            .map_err(|e| LayerError::Io { path: final_dir.clone(), source: fs_err(e) })?;
+        if let Err(e) = berth_sys::fs::rename_synced(staging, &final_dir) {
+            // Another registration of the same layer won the race: use it.
+            let _ = fs::remove_file(self.links_dir().join(&info.link));
+            if self.exists(&chain_id) {
+                return self.get(&chain_id);
+            }
+            return Err(LayerError::Io { path: final_dir, source: fs_err(e) });
+        }
         Ok(info)
     }
 

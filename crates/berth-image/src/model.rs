@@ -109,6 +109,47 @@ pub struct Manifest {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl Manifest {
+    /// The same image as a Docker v2 schema 2 manifest (what registries
+    /// that predate OCI take), or as an OCI manifest: media types of the
+    /// manifest, config and layers translated, digests and sizes kept.
+    pub fn converted(&self, docker: bool) -> Manifest {
+        let layer = |mt: &str| -> String {
+            let gz = mt.ends_with("gzip");
+            let zst = mt.ends_with("zstd");
+            match (docker, gz, zst) {
+                (true, true, _) => media::DOCKER_LAYER_GZIP.into(),
+                (true, false, false) => media::DOCKER_LAYER.into(),
+                (true, false, true) => mt.into(), // docker has no zstd type; OCI's is understood
+                (false, true, _) => media::OCI_LAYER_GZIP.into(),
+                (false, false, true) => media::OCI_LAYER_ZSTD.into(),
+                (false, false, false) => media::OCI_LAYER.into(),
+            }
+        };
+        let mut m = self.clone();
+        m.media_type = Some(if docker { media::DOCKER_MANIFEST } else { media::OCI_MANIFEST }.into());
+        m.config.media_type = if docker { media::DOCKER_CONFIG } else { media::OCI_CONFIG }.into();
+        for l in &mut m.layers {
+            l.media_type = layer(&l.media_type);
+        }
+        m
+    }
+}
+
+impl Index {
+    /// The same list as a Docker manifest list or an OCI index.
+    pub fn converted(&self, docker: bool) -> Index {
+        let mut i = self.clone();
+        i.media_type = Some(if docker { media::DOCKER_MANIFEST_LIST } else { media::OCI_INDEX }.into());
+        for m in &mut i.manifests {
+            if media::is_manifest(&m.media_type) {
+                m.media_type = if docker { media::DOCKER_MANIFEST } else { media::OCI_MANIFEST }.into();
+            }
+        }
+        i
+    }
+}
+
 /// An image index (OCI) or manifest list (Docker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -328,6 +369,31 @@ mod tests {
         let back: serde_json::Value = serde_json::from_slice(&c.to_bytes()).unwrap();
         assert_eq!(back["moby.extra"], true);
         assert_eq!(back["config"]["Foo"], 1);
+    }
+
+    #[test]
+    fn manifests_convert_between_docker_and_oci_and_parse_back() {
+        let d = Digest::sha256_of(b"x");
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            config: Descriptor::new(media::OCI_CONFIG, d.clone(), 1),
+            layers: vec![Descriptor::new(media::OCI_LAYER_GZIP, d.clone(), 2), Descriptor::new(media::OCI_LAYER, d.clone(), 3)],
+            annotations: BTreeMap::new(),
+        };
+        let docker = m.converted(true);
+        assert_eq!(docker.media_type.as_deref(), Some(media::DOCKER_MANIFEST));
+        assert_eq!(docker.config.media_type, media::DOCKER_CONFIG);
+        assert_eq!(docker.layers[0].media_type, media::DOCKER_LAYER_GZIP);
+        assert_eq!(docker.layers[1].media_type, media::DOCKER_LAYER);
+        let bytes = serde_json::to_vec(&docker).unwrap();
+        assert_eq!(Manifest::parse(&Digest::sha256_of(&bytes), &bytes).unwrap(), docker);
+        assert_eq!(docker.converted(false), m);
+        let list = Index { schema_version: 2, media_type: None, manifests: vec![Descriptor::new(media::OCI_MANIFEST, d, 1)], annotations: BTreeMap::new() };
+        let dl = list.converted(true);
+        assert_eq!(dl.manifests[0].media_type, media::DOCKER_MANIFEST);
+        let bytes = serde_json::to_vec(&dl).unwrap();
+        assert!(Index::parse(&Digest::sha256_of(&bytes), &bytes).is_ok());
     }
 
     #[test]

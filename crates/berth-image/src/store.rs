@@ -179,6 +179,10 @@ pub struct ListOptions {
     pub reference: Vec<String>,
     /// `label=<key>` or `label=<key>=<value>`.
     pub label: Vec<String>,
+    /// `before=<image>`: created before that image.
+    pub before: Option<String>,
+    /// `since=<image>`: created after that image.
+    pub since: Option<String>,
 }
 
 /// Options for [`ImageStore::prune`].
@@ -694,6 +698,13 @@ impl ImageStore {
         let refs = self.refs_by_image()?;
         let records = self.records()?;
         let parents: BTreeSet<Digest> = records.iter().filter_map(|r| r.parent.clone()).collect();
+        let created_of = |name: &Option<String>| -> Result<Option<i64>, StoreError> {
+            match name {
+                Some(n) => Ok(Some(self.image(&self.resolve(n)?)?.config.created_unix())),
+                None => Ok(None),
+            }
+        };
+        let (before, since) = (created_of(&opts.before)?, created_of(&opts.since)?);
         let mut out = Vec::new();
         for rec in records {
             let img = self.image(&rec.id)?;
@@ -705,7 +716,11 @@ impl ImageStore {
             if opts.dangling.is_some_and(|d| d != dangling) {
                 continue;
             }
-            if !labels_match(&img.config, &opts.label) {
+            let created = img.config.created_unix();
+            if !labels_match(&img.config, &opts.label)
+                || before.is_some_and(|b| created >= b)
+                || since.is_some_and(|b| created <= b)
+            {
                 continue;
             }
             let mut rs = rs;
