@@ -86,10 +86,10 @@ fn gen_tree(dir: &Path, mb: u64) -> std::io::Result<()> {
         let p = d.join(format!("f{n}"));
         let off = rng.below((buf.len() - size) as u64) as usize;
         fs::write(&p, &buf[off..off + size])?;
-        if n % 50 == 0 {
+        if n.is_multiple_of(50) {
             std::os::unix::fs::symlink(format!("f{n}"), d.join(format!("l{n}")))?;
         }
-        if n % 200 == 0 {
+        if n.is_multiple_of(200) {
             fs::hard_link(&p, d.join(format!("h{n}")))?;
         }
         total += size as u64;
