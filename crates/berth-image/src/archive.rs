@@ -421,10 +421,12 @@ impl ImageStore {
                     }
                     let id = self.add_image(&config, &manifest.layers, Some(mbytes), None)?;
                     added.push(id.clone());
+                    // ref.name is often a bare tag ("latest"): only a full
+                    // reference names the image.
                     let name = desc
                         .annotations
                         .get("io.containerd.image.name")
-                        .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"))
+                        .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name").filter(|n| n.contains(['/', ':'])))
                         .and_then(|n| Reference::parse(n).ok());
                     self.report_loaded(&id, name.as_slice(), &mut report)?;
                 }

@@ -135,6 +135,11 @@ impl ContentStore {
                 return Ok((d.clone(), self.size(d)?));
             }
         let mut w = self.writer(reference, expected.map_or(Algorithm::Sha256, Digest::algorithm))?;
+        if w.offset() > 0 && expected.is_none() {
+            // Nothing to verify a resumed prefix against: start over.
+            w.abort()?;
+            w = self.writer(reference, Algorithm::Sha256)?;
+        }
         if w.offset() > 0 {
             // A resumed ingest of a stream we cannot seek: skip what we have.
             let skipped = io::copy(&mut r.take(w.offset()), &mut io::sink()).map_err(io_err(&w.path))?;

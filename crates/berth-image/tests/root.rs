@@ -724,7 +724,28 @@ fn open_repairs_crash_leftovers() {
     let ghost = serde_json::json!({"id": sha(b"ghost"), "manifest": {"mediaType": "x", "digest": sha(b"nothing"), "size": 1}});
     fs::write(root.join(format!("images/{}.json", sha(b"ghost").hex())), serde_json::to_vec(&ghost).unwrap()).unwrap();
 
+    // A commit killed after its layer was stored but before its image
+    // record: an ingest in progress and a layer no image uses.
+    let mut w = berth_image::content::ContentStore::open(&root.join("content"))
+        .unwrap()
+        .writer("commit-c1-KILLED", berth_image::digest::Algorithm::Sha256)
+        .unwrap();
+    w.write_all(b"partial tar").unwrap();
+    drop(w);
+    let orphan = {
+        let s = ImageStore::open(dir.path()).unwrap();
+        s.layers().register(None, &layer_tar(&[E::File("committed", b"c", 0o644)])[..], None).unwrap().chain_id
+    };
+    // (the open above already repaired the rest; make the leftovers again)
+    fs::create_dir_all(root.join("layers/.tmp-ABC/diff/bin")).unwrap();
+    fs::create_dir_all(root.join("snapshots/half/fs")).unwrap();
+
     let store = ImageStore::open(dir.path()).unwrap();
+    assert_eq!(store.list(&ListOptions::default()).unwrap().len(), 1, "no half-committed image");
+    assert!(store.layers().exists(&orphan));
+    store.gc().unwrap();
+    assert!(!store.layers().exists(&orphan), "gc removes the layer no image uses");
+    assert!(store.content().ingests().unwrap().is_empty());
     assert_eq!(names(&root.join("layers")).len(), 1);
     assert_eq!(names(&root.join("l")).len(), 1);
     assert!(names(&root.join("snapshots")).is_empty());
@@ -895,4 +916,63 @@ fn load_oci_layout_with_platform_index_and_compressed_layers() {
     let before = store.list(&ListOptions { before: Some("z:1".into()), ..Default::default() }).unwrap();
     assert_eq!(before.len(), 1);
     assert_eq!(before[0].id, id.to_string());
+}
+
+/// Run as a child process by `sigkill_during_commit_leaves_no_half_image`.
+#[test]
+fn helper_commit() {
+    let Ok(spec) = std::env::var("BERTH_IMAGE_TEST_COMMIT") else { return };
+    let store = ImageStore::open(Path::new(&spec)).unwrap();
+    let opts = CommitOptions { reference: Some("killed:commit".into()), ..Default::default() };
+    store.commit("victim", "base", &opts, None).unwrap();
+}
+
+#[test]
+fn sigkill_during_commit_leaves_no_half_image() {
+    require_root();
+    let dir = TestDir::new("img-killcommit");
+    let store_root = dir.join("store");
+    {
+        let store = ImageStore::open(&store_root).unwrap();
+        store.import(&layer_tar(&[E::Dir("data", 0o755)])[..], &ImportOptions { reference: Some("base".into()), ..Default::default() }).unwrap();
+        store.prepare_container("victim", "base").unwrap();
+        // 64 MiB of changes, written straight into the upper dir.
+        let upper = store.snapshots().upper_dir("victim").unwrap();
+        fs::create_dir_all(upper.join("data")).unwrap();
+        let chunk: Vec<u8> = (0..(1u32 << 20)).map(|j| (j.wrapping_mul(2654435761) >> 11) as u8).collect();
+        for i in 0..64 {
+            fs::write(upper.join(format!("data/f{i}")), &chunk).unwrap();
+        }
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_commit", "--nocapture", "--test-threads=1"])
+        .env("BERTH_IMAGE_TEST_COMMIT", &store_root)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ingest = store_root.join("image/content/ingest");
+    let t0 = std::time::Instant::now();
+    let mut killed_mid_way = false;
+    while t0.elapsed().as_secs() < 60 {
+        let partial = fs::read_dir(&ingest).unwrap().flatten().any(|e| fs::metadata(e.path().join("data")).is_ok_and(|m| m.len() > 8 << 20));
+        if partial {
+            child.kill().unwrap();
+            killed_mid_way = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.wait().unwrap();
+    assert!(killed_mid_way, "the commit finished before it could be killed");
+    let store = ImageStore::open(&store_root).unwrap();
+    assert!(store.resolve("killed:commit").is_err(), "no half image visible");
+    assert_eq!(store.list(&ListOptions::default()).unwrap().len(), 1);
+    assert_eq!(store.diff("victim").unwrap().len(), 65, "the container's changes are intact");
+    let id = store.commit("victim", "base", &CommitOptions { reference: Some("again:1".into()), ..Default::default() }, None).unwrap();
+    assert_eq!(store.image(&id).unwrap().config.rootfs.diff_ids.len(), 2);
+    store.gc().unwrap();
+    assert!(names(&ingest).is_empty());
 }
