@@ -8,6 +8,7 @@ packages=(
   libseccomp-dev                 # seccomp filters (libseccomp)
   busybox-static                 # test and demo images
   tar gzip zstd xz-utils         # layer formats
+  bc                             # arithmetic in bench scripts
   iproute2 nftables procps       # networking and leak checks
 )
 missing=()

@@ -173,12 +173,16 @@ pub fn mount_parsed(
         flags.insert(MsFlags::MS_BIND);
     }
     let data = if parsed.data.is_empty() { None } else { Some(parsed.data.as_str()) };
-    nix::mount::mount(Some(source), target, fstype, flags, data).map_err(|errno| MountError::Mount {
+    let mount_err = |errno| MountError::Mount {
         kind: kind.to_owned(),
         source_path: source.to_owned(),
         target: target.to_owned(),
         errno,
-    })?;
+    };
+    match data.filter(|d| kind == "overlay" && d.len() > MOUNT_DATA_MAX).and_then(compact_overlay_data) {
+        Some((dir, short)) => mount_from_dir(&dir, source, target, kind, flags, &short).map_err(mount_err)?,
+        None => nix::mount::mount(Some(source), target, fstype, flags, data).map_err(mount_err)?,
+    }
     if flags.contains(MsFlags::MS_BIND) && (parsed.bind_remount || flags.contains(MsFlags::MS_RDONLY)) {
         let remount = (flags & !MsFlags::MS_REC) | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
         nix::mount::mount(None::<&str>, target, None::<&str>, remount, None::<&str>)
@@ -188,6 +192,81 @@ pub fn mount_parsed(
         set_propagation(target, *p)?;
     }
     Ok(())
+}
+
+/// Longest mount data `mount(2)` takes: one page, less the NUL.
+pub const MOUNT_DATA_MAX: usize = 4095;
+
+/// Overlay data too long for one page, made shorter as docker's overlay2
+/// and containerd do: when every `lowerdir` entry sits in one directory,
+/// return that directory and the data with the entries named relative to
+/// it. The mount is then made from inside that directory.
+pub fn compact_overlay_data(data: &str) -> Option<(PathBuf, String)> {
+    let opts: Vec<&str> = data.split(',').collect();
+    let lower = opts.iter().find_map(|o| o.strip_prefix("lowerdir="))?;
+    let dirs: Vec<&Path> = lower.split(':').map(Path::new).collect();
+    let common = dirs.first()?.parent()?;
+    if !common.is_absolute() || dirs.iter().any(|d| d.parent() != Some(common)) {
+        return None;
+    }
+    let names: Vec<String> = dirs.iter().map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Option<_>>()?;
+    let short: Vec<String> = opts
+        .iter()
+        .map(|o| if o.starts_with("lowerdir=") { format!("lowerdir={}", names.join(":")) } else { (*o).to_owned() })
+        .collect();
+    Some((common.to_owned(), short.join(",")))
+}
+
+/// `mount(2)` run in a child process whose working directory is `dir`, so
+/// that relative paths in `data` resolve there without changing the working
+/// directory of this (multi-threaded) process.
+fn mount_from_dir(dir: &Path, source: &str, target: &Path, fstype: &str, flags: MsFlags, data: &str) -> Result<(), nix::Error> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let target = if target.is_absolute() {
+        target.to_owned()
+    } else {
+        std::env::current_dir().map_err(|_| nix::Error::ENOENT)?.join(target)
+    };
+    let c = |b: &[u8]| CString::new(b).map_err(|_| nix::Error::EINVAL);
+    let (dir, source, target, fstype, data) = (
+        c(dir.as_os_str().as_bytes())?,
+        c(source.as_bytes())?,
+        c(target.as_os_str().as_bytes())?,
+        c(fstype.as_bytes())?,
+        c(data.as_bytes())?,
+    );
+    // Only async-signal-safe calls between fork and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(nix::Error::last());
+    }
+    if pid == 0 {
+        unsafe {
+            let mut code = 0;
+            if libc::chdir(dir.as_ptr()) != 0
+                || libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), flags.bits(), data.as_ptr().cast()) != 0
+            {
+                code = *libc::__errno_location();
+            }
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    loop {
+        if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 {
+            break;
+        }
+        let e = nix::Error::last();
+        if e != nix::Error::EINTR {
+            return Err(e);
+        }
+    }
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, code) => Err(nix::Error::from_raw(code)),
+        _ => Err(nix::Error::ECHILD),
+    }
 }
 
 /// Change the propagation type of the mount at `target`.
@@ -282,6 +361,17 @@ mod tests {
     fn later_options_override_earlier() {
         let p = parse_options(&["ro", "rw", "noexec", "exec"]);
         assert!(p.flags.is_empty());
+    }
+
+    #[test]
+    fn long_overlay_lowerdirs_are_made_relative_to_their_directory() {
+        let lowers: Vec<String> = (0..3).map(|i| format!("/data/l/L{i}")).collect();
+        let data = format!("lowerdir={},upperdir=/s/fs,workdir=/s/work", lowers.join(":"));
+        let (dir, short) = compact_overlay_data(&data).unwrap();
+        assert_eq!(dir, PathBuf::from("/data/l"));
+        assert_eq!(short, "lowerdir=L0:L1:L2,upperdir=/s/fs,workdir=/s/work");
+        assert!(compact_overlay_data("lowerdir=/a/x:/b/y,upperdir=/u").is_none());
+        assert!(compact_overlay_data("upperdir=/u").is_none());
     }
 
     #[test]

@@ -60,7 +60,15 @@ impl TestDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let path = run_dir().join(format!("{name}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        // Another TestDir's drop may remove the (empty) run dir meanwhile: retry.
+        let mut result = std::fs::create_dir_all(&path);
+        for _ in 0..3 {
+            if result.is_ok() {
+                break;
+            }
+            result = std::fs::create_dir_all(&path);
+        }
+        result.unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         TestDir { path }
     }
 
@@ -76,6 +84,8 @@ impl TestDir {
 impl Drop for TestDir {
     fn drop(&mut self) {
         remove_tree(&self.path);
+        // The run dir goes with its last TestDir (it fails while others remain).
+        let _ = std::fs::remove_dir(run_dir());
     }
 }
 
