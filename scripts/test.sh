@@ -18,6 +18,12 @@ status=0
 cargo build --workspace --all-targets || exit 1
 cargo test --workspace --no-fail-fast "$@" || status=$?
 
+# The run's cgroup parent is shared by every test, so no test removes it:
+# rmdir succeeds only when no container cgroup is left inside.
+for d in /sys/fs/cgroup/*/"berth-test-${BERTH_TEST_RUN}" /sys/fs/cgroup/"berth-test-${BERTH_TEST_RUN}"; do
+  [ -d "$d" ] && rmdir "$d" 2>/dev/null
+done
+
 if ! cargo run -q -p berth-testkit --bin berth-leakcheck -- "$BERTH_TEST_RUN"; then
   status=1
 fi

@@ -268,6 +268,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
                 pid_file,
                 preserve_fds,
                 keep_terminal: !detach,
+                stdio: None,
             };
             let started = rt.exec(&id, &process, &opts)?;
             if detach {
@@ -332,6 +333,7 @@ fn create_options(a: &CreateArgs, keep_terminal: bool) -> CreateOptions {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         keep_terminal,
+        stdio: None,
     }
 }
 

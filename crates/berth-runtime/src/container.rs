@@ -82,6 +82,9 @@ pub struct CreateOptions {
     /// Keep the pty master for the caller (foreground `run -t`) instead of
     /// requiring a console socket.
     pub keep_terminal: bool,
+    /// stdin, stdout, stderr for the container's process (e.g. a shim's
+    /// pipes); None: the caller's own.
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
 }
 
 /// What `create` leaves the caller.
@@ -99,6 +102,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub keep_terminal: bool,
+    /// stdin, stdout, stderr for the process; None: the caller's own.
+    pub stdio: Option<[std::os::fd::RawFd; 3]>,
 }
 
 /// The JSON `state` prints (runc's shape).
@@ -213,7 +218,7 @@ impl Runtime {
             return Err(ContainerError::NeedConsoleSocket);
         }
         let seccomp = crate::seccomp::plan(&spec, &self.seccomp_cache())?;
-        let process_plan = crate::process::plan(process, opts.preserve_fds, seccomp)?;
+        let process_plan = crate::process::plan(process, opts.preserve_fds, opts.stdio, seccomp)?;
         let mounts = crate::rootfs::plan_mounts(&spec, &bundle)?;
 
         dir.create()?;
@@ -615,7 +620,7 @@ impl Runtime {
         let plan = InitPlan {
             ns: NsPlan::join_process(record.pid),
             kind: InitKind::Exec,
-            process: crate::process::plan(process, opts.preserve_fds, seccomp)?,
+            process: crate::process::plan(process, opts.preserve_fds, opts.stdio, seccomp)?,
         };
         let cgroup = cgroup_of(&record)?.clone();
         // SAFETY: plain prctl.

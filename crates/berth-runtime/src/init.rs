@@ -88,6 +88,8 @@ pub enum InitError {
     Fifo(nix::Error),
     #[error("seccomp: {0}")]
     Seccomp(String),
+    #[error("set up stdio: {0}")]
+    Stdio(nix::Error),
     #[error("close inherited file descriptors: {0}")]
     CloseFds(nix::Error),
     #[error("cgroup filesystem at {dest}: {errno}")]
@@ -124,6 +126,9 @@ pub struct ProcessPlan {
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
     pub preserve_fds: u32,
+    /// Descriptors to become the process's stdin, stdout and stderr (a
+    /// shim's pipes); None: inherit the runtime's. Ignored with a terminal.
+    pub stdio: Option<[RawFd; 3]>,
     pub seccomp: Option<crate::seccomp::Program>,
 }
 
@@ -271,6 +276,13 @@ fn stage2(plan: &InitPlan, chan: &Channel) -> Result<Never, InitError> {
     }
     if let Some(s) = &slave {
         console::make_controlling(s)?;
+    } else if let Some(fds) = p.stdio {
+        for (target, fd) in fds.iter().enumerate() {
+            // SAFETY: dup2 of fds this process holds onto 0, 1, 2.
+            if *fd != target as RawFd && unsafe { libc::dup2(*fd, target as RawFd) } < 0 {
+                return Err(InitError::Stdio(nix::Error::last()));
+            }
+        }
     }
     drop(slave);
     if let Some(v) = p.oom_score_adj {

@@ -48,6 +48,7 @@ pub fn rlimit_resource(t: PosixRlimitType) -> (&'static str, libc::c_int) {
 pub fn plan(
     process: &Process,
     preserve_fds: u32,
+    stdio: Option<[std::os::fd::RawFd; 3]>,
     seccomp: Option<crate::seccomp::Program>,
 ) -> Result<ProcessPlan, ProcessError> {
     let args = process.args().as_deref().unwrap_or(&[]);
@@ -98,6 +99,7 @@ pub fn plan(
         terminal: process.terminal().unwrap_or(false),
         console_size: process.console_size().as_ref().map(|b| (b.height() as u16, b.width() as u16)),
         preserve_fds,
+        stdio,
         seccomp,
     })
 }
@@ -113,7 +115,7 @@ mod tests {
                 "rlimits":[{"type":"RLIMIT_NOFILE","soft":1024,"hard":2048}],"noNewPrivileges":true}"#,
         )
         .unwrap();
-        let plan = plan(&p, 0, None).unwrap();
+        let plan = plan(&p, 0, None, None).unwrap();
         assert_eq!(plan.path_var, "/bin");
         assert_eq!(plan.rlimits, vec![Rlimit { name: "RLIMIT_NOFILE", resource: libc::RLIMIT_NOFILE as _, soft: 1024, hard: 2048 }]);
         assert_eq!((plan.uid, plan.gid, plan.additional_gids.clone()), (1000, 1000, vec![10]));
@@ -123,6 +125,6 @@ mod tests {
     #[test]
     fn nul_bytes_name_the_field() {
         let p: Process = serde_json::from_str(r#"{"cwd":"/","args":["sh"],"env":["A=1","B=x\u0000y"],"user":{"uid":0,"gid":0}}"#).unwrap();
-        assert_eq!(plan(&p, 0, None).unwrap_err().to_string(), "process.env[1]: contains a NUL byte");
+        assert_eq!(plan(&p, 0, None, None).unwrap_err().to_string(), "process.env[1]: contains a NUL byte");
     }
 }
