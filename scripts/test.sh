@@ -14,6 +14,12 @@ fi
 export BERTH_TEST_RUN="${BERTH_TEST_RUN:-$(date +%s)$$}"
 echo "test run ${BERTH_TEST_RUN}"
 
+# A test that sets hugetlb limits on a hybrid host enables hugetlb in the
+# unified root; put the root back as it was so other tools (crun) see the
+# host unchanged.
+unified=/sys/fs/cgroup/unified/cgroup.subtree_control
+unified_before=$(cat "$unified" 2>/dev/null || true)
+
 status=0
 cargo build --workspace --all-targets || exit 1
 cargo test --workspace --no-fail-fast "$@" || status=$?
@@ -23,6 +29,10 @@ cargo test --workspace --no-fail-fast "$@" || status=$?
 for d in /sys/fs/cgroup/*/"berth-test-${BERTH_TEST_RUN}" /sys/fs/cgroup/"berth-test-${BERTH_TEST_RUN}"; do
   [ -d "$d" ] && rmdir "$d" 2>/dev/null
 done
+
+if [ -f "$unified" ] && ! grep -qw hugetlb <<<"$unified_before" && grep -qw hugetlb "$unified"; then
+  echo "-hugetlb" > "$unified" 2>/dev/null || true
+fi
 
 if ! cargo run -q -p berth-testkit --bin berth-leakcheck -- "$BERTH_TEST_RUN"; then
   status=1

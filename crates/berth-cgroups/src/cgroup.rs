@@ -224,24 +224,35 @@ impl Cgroup {
         }
         if let Some(u) = self.hierarchy.unified() {
             mkdir_p(&u.mount_point, &u.mount_point.join(&rel), &mut self.owned)?;
-            let enable: Vec<String> = self
-                .hierarchy
-                .unified_only_controllers()
-                .iter()
-                .filter_map(|c| c.v2_name())
-                .map(|n| format!("+{n}"))
-                .collect();
-            if !enable.is_empty() {
-                // Every level above the container's cgroup, from the root
-                // down: a controller is only offered to a cgroup whose parent
-                // enabled it. Writing an already enabled one is a no-op.
-                let value = enable.join(" ");
-                let mut dir = u.mount_point.clone();
-                for c in self.path.components() {
-                    write(&dir.join("cgroup.subtree_control"), &value)?;
-                    dir.push(c);
-                }
+            // On a pure v2 host every controller lives here and must be
+            // offered down to the container. On a hybrid host the unified
+            // hierarchy is shared with other tools (crun refuses to run when
+            // its root enables controllers), so a v2-only controller is
+            // enabled only when a container's resources use it (`apply`).
+            if self.hierarchy.mode() == Mode::Unified {
+                self.enable_unified(&self.hierarchy.unified_only_controllers(), &Kernel)
+                    .map_err(|(path, value, source)| CgroupError::Write { path, value, source })?;
             }
+        }
+        Ok(())
+    }
+
+    /// Enable `controllers` in `cgroup.subtree_control` at every level above
+    /// the container's cgroup, from the root down: a controller is only
+    /// offered to a cgroup whose parent enabled it. Writing an already
+    /// enabled one is a no-op.
+    fn enable_unified(&self, controllers: &[Controller], files: &dyn Files) -> Result<(), (PathBuf, String, std::io::Error)> {
+        let Some(u) = self.hierarchy.unified() else { return Ok(()) };
+        let enable: Vec<String> = controllers.iter().filter_map(|c| c.v2_name()).map(|n| format!("+{n}")).collect();
+        if enable.is_empty() {
+            return Ok(());
+        }
+        let value = enable.join(" ");
+        let mut dir = u.mount_point.clone();
+        for c in self.path.components() {
+            let file = dir.join("cgroup.subtree_control");
+            files.write(&file, &value).map_err(|e| (file, value.clone(), e))?;
+            dir.push(c);
         }
         Ok(())
     }
@@ -254,6 +265,17 @@ impl Cgroup {
     fn apply_with(&self, resources: &LinuxResources, files: &dyn Files) -> Result<(), ApplyError> {
         // Device rules are checked before anything is written.
         let rules = resources.devices().as_deref().map(devices::normalize).transpose()?;
+        if self.hierarchy.mode() == Mode::Hybrid
+            && resources.hugepage_limits().as_ref().is_some_and(|l| !l.is_empty())
+            && self.hierarchy.placement(Controller::Hugetlb) == Some(crate::hierarchy::Placement::Unified)
+        {
+            self.enable_unified(&[Controller::Hugetlb], files).map_err(|(path, value, source)| ApplyError::Write {
+                field: "linux.resources.hugepageLimits",
+                path,
+                value,
+                source,
+            })?;
+        }
         let dirs = self.resource_dirs();
         resources::apply(&dirs, resources, files)?;
         if let Some(rules) = rules
@@ -748,7 +770,7 @@ mod tests {
     fn apply_routes_hybrid_controllers() {
         let (_root, h) = fake_root(HYBRID, "hugetlb\n");
         let cg = Cgroup::open(h, path("/berth/c1"));
-        let f = Recorder::with(&["memory.limit_in_bytes", "hugetlb.2MB.max", "hugetlb.2MB.rsvd.max", "pids.max"]);
+        let f = Recorder::with(&["memory.limit_in_bytes", "hugetlb.2MB.max", "hugetlb.2MB.rsvd.max", "pids.max", "cgroup.subtree_control"]);
         let res = LinuxResourcesBuilder::default()
             .memory(LinuxMemoryBuilder::default().limit(1 << 20).build().unwrap())
             .pids(LinuxPidsBuilder::default().limit(5).build().unwrap())
@@ -765,6 +787,8 @@ mod tests {
         assert_eq!(
             w,
             [
+                "unified/cgroup.subtree_control +hugetlb",
+                "unified/berth/cgroup.subtree_control +hugetlb",
                 "memory/berth/c1/memory.limit_in_bytes 1048576",
                 "pids/berth/c1/pids.max 5",
                 "unified/berth/c1/hugetlb.2MB.max 0",

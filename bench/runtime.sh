@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Container start cost of OCI runtimes, side by side: berth-runtime, runc and
+# crun (when installed), and the `unshare … chroot` floor. Each runs
+# `true` in the same busybox bundle with the same config.json (docker's
+# defaults: new pid/net/ipc/uts/mount/cgroup namespaces, docker's seccomp
+# profile, masked paths, a cgroup) through `run` = create + start + wait +
+# delete. Also peak RSS of each runtime process. Root needed.
+#
+#   RUNS=50 bench/runtime.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-50}
+WARMUP=${WARMUP:-5}
+command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine
+[ -x /usr/bin/time ] || apt-get install -y -qq time
+
+cargo build -q --release -p berth-runtime -p berth-testkit
+BERTH=$PWD/target/release/berth-runtime
+work=$(mktemp -d /tmp/berth-bench-runtime.XXXXXX)
+cg=berth-bench-$$
+trap 'for r in berth runc crun; do :; done; rm -rf "$work"; for d in /sys/fs/cgroup/*/$cg; do rmdir "$d"/* "$d" 2>/dev/null || true; done' EXIT
+
+bundle=$work/bundle
+mkdir -p "$bundle/rootfs"
+cargo run -q --release -p berth-testkit --bin berth-mkrootfs -- "$bundle/rootfs"
+(cd "$bundle" && "$BERTH" spec)
+python3 - "$bundle/config.json" "$cg" <<'PY'
+import json, sys
+p, cg = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["true"]
+c["linux"]["cgroupsPath"] = f"/{cg}/c"
+# The oldest version every peer accepts (crun 1.8 refuses 1.2.0).
+c["ociVersion"] = "1.0.2"
+json.dump(c, open(p, "w"))
+PY
+
+cmds=("$BERTH --root $work/state-berth run --bundle $bundle c")
+names=("berth-runtime")
+for r in runc crun; do
+  if command -v $r >/dev/null; then
+    cmds+=("$r --root $work/state-$r run --bundle $bundle c")
+    names+=("$r $($r --version | head -1 | awk '{print $3}')")
+  fi
+done
+cmds+=("unshare --pid --fork --net --ipc --uts --mount --cgroup chroot $bundle/rootfs /bin/true")
+names+=("unshare+chroot floor")
+
+echo "== start: create+start+wait+delete of 'true', $RUNS runs each =="
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/h.json" "${cmds[@]}" >/dev/null
+python3 - "$work/h.json" "${names[@]}" <<'PY'
+import json, sys
+res = json.load(open(sys.argv[1]))["results"]
+names = sys.argv[2:]
+print("| runtime | median | mean ± σ | min |")
+print("|---|---|---|---|")
+for n, r in zip(names, res):
+    print(f"| {n} | {r['median']*1000:.2f} ms | {r['mean']*1000:.2f} ± {r['stddev']*1000:.2f} ms | {r['min']*1000:.2f} ms |")
+PY
+
+echo
+echo "== peak RSS of the runtime process (max of 10 runs, GNU time %M) =="
+echo "| runtime | peak RSS |"
+echo "|---|---|"
+for i in "${!cmds[@]}"; do
+  max=0
+  for _ in $(seq 10); do
+    kb=$( { /usr/bin/time -f %M ${cmds[$i]} >/dev/null; } 2>&1 | tail -1)
+    [ "$kb" -gt "$max" ] && max=$kb
+  done
+  echo "| ${names[$i]} | $((max)) KiB |"
+done
