@@ -18,7 +18,6 @@ cargo build -q --release -p berth-runtime -p berth-testkit
 BERTH=$PWD/target/release/berth-runtime
 work=$(mktemp -d /tmp/berth-bench-runtime.XXXXXX)
 cg=berth-bench-$$
-trap 'for r in berth runc crun; do :; done; rm -rf "$work"; for d in /sys/fs/cgroup/*/$cg; do rmdir "$d"/* "$d" 2>/dev/null || true; done' EXIT
 
 bundle=$work/bundle
 mkdir -p "$bundle/rootfs"
@@ -35,6 +34,23 @@ c["linux"]["cgroupsPath"] = f"/{cg}/c"
 c["ociVersion"] = "1.0.2"
 json.dump(c, open(p, "w"))
 PY
+
+# crun refuses hybrid hosts whose unified hierarchy offers any controller
+# (here: hugetlb, which no v1 hierarchy holds). For the length of the run,
+# give hugetlb a v1 hierarchy of its own so crun can be measured; it is
+# unmounted again on exit.
+hugetlb_mounted=
+if command -v crun >/dev/null && [ -s /sys/fs/cgroup/unified/cgroup.controllers ] && [ ! -d /sys/fs/cgroup/hugetlb ]; then
+  if mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb; then
+    hugetlb_mounted=1
+  fi
+fi
+cleanup() {
+  rm -rf "$work"
+  for d in /sys/fs/cgroup/*/$cg; do rmdir "$d"/* "$d" 2>/dev/null || true; done
+  if [ -n "$hugetlb_mounted" ]; then umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb; fi
+}
+trap cleanup EXIT
 
 cmds=("$BERTH --root $work/state-berth run --bundle $bundle c")
 names=("berth-runtime")
