@@ -2,6 +2,7 @@
 //! `/containers/*` routes do. The running side (shims, logs, attach) lives
 //! in [`run`].
 
+pub mod fs;
 pub mod names;
 pub mod oci;
 pub mod run;

@@ -10,8 +10,10 @@ use axum::routing::{get, post};
 use berth_api::models::ContainerCreateBody;
 use serde_json::json;
 
+use std::path::PathBuf;
+
 use super::query_bool;
-use crate::containers::{Filters, Shared};
+use crate::containers::{Filters, Shared, fs};
 use crate::error::{ApiError, ApiResult};
 
 pub fn router() -> Router<Shared> {
@@ -20,6 +22,7 @@ pub fn router() -> Router<Shared> {
         .route("/containers/json", get(list))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/rename", post(rename))
+        .merge(fs_router())
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -63,4 +66,136 @@ async fn rename(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) ->
     let name = q.get("name").cloned().unwrap_or_default();
     d.rename_container(&id, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub fn fs_router() -> Router<Shared> {
+    Router::new()
+        .route("/containers/{id}/changes", get(changes))
+        .route("/containers/{id}/export", get(export))
+        .route("/containers/{id}/archive", get(archive_get).head(archive_head).put(archive_put))
+        .route("/commit", post(commit))
+}
+
+async fn changes(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
+    let h = d.container(&id)?;
+    let cid = h.lock().await.id.clone();
+    let images = d.images.clone();
+    let list = tokio::task::spawn_blocking(move || images.diff(&cid)).await??;
+    Ok(axum::Json(list).into_response())
+}
+
+async fn export(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
+    let h = d.container(&id)?;
+    let cid = h.lock().await.id.clone();
+    let (images, target) = (d.images.clone(), d.rootfs_dir(&cid));
+    d.events.container(&cid, "export", &[]);
+    Ok(super::images::blocking_body("application/x-tar", move |w| {
+        fs::with_rootfs(&images, &cid, &target, |root| Ok(berth_image::store::ImageStore::export_rootfs(root, w)?))
+    }))
+}
+
+async fn archive_target(d: &Shared, id: &str) -> ApiResult<(String, PathBuf)> {
+    let h = d.container(id)?;
+    let cid = h.lock().await.id.clone();
+    let target = d.rootfs_dir(&cid);
+    Ok((cid, target))
+}
+
+async fn archive_head(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) -> ApiResult<Response> {
+    let path = q.get("path").cloned().ok_or_else(|| ApiError::invalid("path is required"))?;
+    let (cid, target) = archive_target(&d, &id).await?;
+    let images = d.images.clone();
+    let stat = tokio::task::spawn_blocking(move || {
+        fs::with_rootfs(&images, &cid, &target, |root| fs::path_stat(&fs::resolve_in_root(root, &path, false)?, &path))
+    })
+    .await??;
+    Ok(([("X-Docker-Container-Path-Stat", stat)], "").into_response())
+}
+
+async fn archive_get(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) -> ApiResult<Response> {
+    let path = q.get("path").cloned().ok_or_else(|| ApiError::invalid("path is required"))?;
+    let (cid, target) = archive_target(&d, &id).await?;
+    let images = d.images.clone();
+    // Stat first, so a missing path is a 404 before the stream starts.
+    let (p2, c2, t2, i2) = (path.clone(), cid.clone(), target.clone(), images.clone());
+    let stat = tokio::task::spawn_blocking(move || {
+        fs::with_rootfs(&i2, &c2, &t2, |root| fs::path_stat(&fs::resolve_in_root(root, &p2, !p2.ends_with("/.") && false)?, &p2))
+    })
+    .await??;
+    let mut resp = super::images::blocking_body("application/x-tar", move |w| {
+        fs::with_rootfs(&images, &cid, &target, |root| {
+            let host = fs::resolve_in_root(root, &path, false)?;
+            fs::archive_path(&host, &path, w)
+        })
+    });
+    resp.headers_mut().insert("X-Docker-Container-Path-Stat", stat.parse().map_err(|_| ApiError::internal("stat header"))?);
+    Ok(resp)
+}
+
+async fn archive_put(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q, body: axum::body::Body) -> ApiResult<Response> {
+    let path = q.get("path").cloned().ok_or_else(|| ApiError::invalid("path is required"))?;
+    let no_overwrite = query_bool(q.get("noOverwriteDirNonDir"));
+    let (cid, target) = archive_target(&d, &id).await?;
+    let images = d.images.clone();
+    let reader = super::images::body_reader(body);
+    tokio::task::spawn_blocking(move || {
+        fs::with_rootfs(&images, &cid, &target, |root| fs::extract_into(root, &path, reader, no_overwrite))
+    })
+    .await??;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn commit(State(d): State<Shared>, Query(q): Q, body: axum::body::Bytes) -> ApiResult<Response> {
+    let reference = q.get("container").cloned().unwrap_or_default();
+    let h = d.container(&reference)?;
+    let c = h.lock().await.clone();
+    let mut config: berth_api::models::ContainerConfig = parse_body(&body)?;
+    // Fields the client left out come from the container.
+    if config.cmd.is_none() {
+        config.cmd = c.config.cmd.clone();
+    }
+    if config.entrypoint.is_none() {
+        config.entrypoint = c.config.entrypoint.clone();
+    }
+    if config.env.is_none() {
+        config.env = c.config.env.clone();
+    }
+    if config.working_dir.is_none() {
+        config.working_dir = c.config.working_dir.clone();
+    }
+    if config.user.is_none() {
+        config.user = c.config.user.clone();
+    }
+    if config.labels.is_none() {
+        config.labels = c.config.labels.clone();
+    }
+    if config.exposed_ports.is_none() {
+        config.exposed_ports = c.config.exposed_ports.clone();
+    }
+    let image_config: Option<berth_image::model::ContainerConfig> =
+        serde_json::to_value(&config).ok().and_then(|v| serde_json::from_value(v).ok());
+    let reference_name = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag").filter(|t| !t.is_empty())) {
+        (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+        (Some(r), None) => Some(r.clone()),
+        _ => None,
+    };
+    let opts = berth_image::commit::CommitOptions {
+        reference: reference_name,
+        author: q.get("author").cloned().unwrap_or_default(),
+        message: q.get("comment").cloned().unwrap_or_default(),
+        changes: q.get("changes").map(|c| c.split('\n').filter(|l| !l.is_empty()).map(str::to_owned).collect()).unwrap_or_default(),
+        config: image_config,
+        container_id: c.id.clone(),
+    };
+    let pause = q.get("pause").is_none_or(|p| p != "0" && p != "false") && fs::running(&c);
+    let pauser = fs::RuntimePauser { runtime: d.runtime(), id: c.id.clone() };
+    let images = d.images.clone();
+    let (cid, image) = (c.id.clone(), c.image_id.clone());
+    let id = tokio::task::spawn_blocking(move || {
+        let p: Option<&dyn berth_image::commit::Pauser> = if pause { Some(&pauser) } else { None };
+        images.commit(&cid, &image, &opts, p)
+    })
+    .await??;
+    d.events.container(&c.id, "commit", &[("imageID", &id.to_string())]);
+    Ok((StatusCode::CREATED, axum::Json(json!({"Id": id.to_string()}))).into_response())
 }

@@ -116,13 +116,13 @@ async fn prune(State(d): State<Shared>, Query(q): Q) -> ApiResult<Response> {
 }
 
 /// The request body as a blocking reader, for the image store.
-fn body_reader(body: Body) -> tokio_util::io::SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
+pub fn body_reader(body: Body) -> tokio_util::io::SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream))
 }
 
 /// A response body written by blocking code.
-fn blocking_body(
+pub fn blocking_body(
     content_type: &'static str,
     f: impl FnOnce(&mut dyn std::io::Write) -> ApiResult<()> + Send + 'static,
 ) -> Response {
