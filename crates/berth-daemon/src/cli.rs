@@ -158,6 +158,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         containers,
         images,
         events: crate::events::Events::new(),
+        waits: Default::default(),
         started: std::time::Instant::now(),
     });
     daemon.clone().restore().await;

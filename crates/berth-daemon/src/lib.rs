@@ -35,5 +35,6 @@ pub struct Daemon {
     pub containers: ContainerStore,
     pub images: Arc<ImageStore>,
     pub events: Events,
+    pub waits: crate::containers::ops::Waits,
     pub started: std::time::Instant,
 }

@@ -5,6 +5,8 @@
 pub mod fs;
 pub mod names;
 pub mod oci;
+pub mod ops;
+pub mod restart;
 pub mod run;
 pub mod state;
 pub mod store;

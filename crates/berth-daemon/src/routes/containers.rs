@@ -23,6 +23,10 @@ pub fn router() -> Router<Shared> {
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/rename", post(rename))
         .merge(fs_router())
+        .route("/containers/{id}/top", get(top))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/update", post(update))
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -198,4 +202,25 @@ async fn commit(State(d): State<Shared>, Query(q): Q, body: axum::body::Bytes) -
     .await??;
     d.events.container(&c.id, "commit", &[("imageID", &id.to_string())]);
     Ok((StatusCode::CREATED, axum::Json(json!({"Id": id.to_string()}))).into_response())
+}
+
+async fn top(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) -> ApiResult<Response> {
+    let args = q.get("ps_args").cloned().unwrap_or_default();
+    Ok(axum::Json(d.top(&id, &args).await?).into_response())
+}
+
+async fn pause(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
+    d.pause_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn unpause(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
+    d.unpause_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn update(State(d): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let hc: berth_api::models::HostConfig = parse_body(&body)?;
+    let warnings = d.update_container(&id, hc).await?;
+    Ok(axum::Json(json!({"Warnings": warnings})).into_response())
 }
