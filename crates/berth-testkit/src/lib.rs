@@ -6,6 +6,7 @@
 //! [`cgroup_parent`], and the leak check (`berth-leakcheck`) looks for exactly
 //! those names, so two runs, or a run and a real daemon, never collide.
 
+pub mod daemon;
 pub mod leak;
 pub mod rootfs;
 
