@@ -128,6 +128,7 @@ pub fn main() -> i32 {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTHD_LOG").unwrap_or_else(|_| filter.into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(32).enable_all().build() {
         Ok(rt) => rt,
@@ -171,6 +172,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut tasks = Vec::new();
+    for h in &config.hosts {
+        let Some(addr) = h.strip_prefix("tcp://") else { continue };
+        let tls = config.tls.as_ref().expect("validated: tcp needs tls");
+        let tls = crate::server::tls_config(tls)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Io { what: "listen on", path: addr.into(), source })?;
+        tracing::info!(%addr, "API listen (TLS)");
+        let mut rx = stop_tx.subscribe();
+        tasks.push(tokio::spawn(crate::server::serve_tls(listener, tls, daemon.clone(), async move {
+            let _ = rx.recv().await;
+        })));
+    }
     for l in listeners {
         let mut rx = stop_tx.subscribe();
         tasks.push(tokio::spawn(crate::server::serve(l, daemon.clone(), async move {
