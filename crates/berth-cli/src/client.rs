@@ -5,8 +5,6 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::time::Duration;
 
 use berth_api::ErrorKind;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -156,20 +154,50 @@ impl Client {
     /// Send one request and read the response head. `path` is below the
     /// version prefix and includes the query.
     pub async fn raw(&self, method: &str, path: &str, upgrade: bool, body: Option<&[u8]>) -> Result<RawResponse, ApiError> {
+        self.request(method, path, upgrade, body.map(Body::Json)).await
+    }
+
+    /// Send a body read from `src` (a tar, usually) in chunks.
+    pub async fn upload(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        src: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<RawResponse, ApiError> {
+        self.request(method, path, false, Some(Body::Stream { content_type, src })).await
+    }
+
+    async fn request(&self, method: &str, path: &str, upgrade: bool, body: Option<Body<'_>>) -> Result<RawResponse, ApiError> {
         let mut io = self.connect().await?;
         let mut req = format!("{method} /v{}{path} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: berth/{}\r\n", self.version, env!("CARGO_PKG_VERSION"));
         if upgrade {
             req.push_str("Connection: Upgrade\r\nUpgrade: tcp\r\n");
         }
-        match body {
-            Some(b) => req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len())),
+        match &body {
+            Some(Body::Json(b)) => req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len())),
+            Some(Body::Stream { content_type, .. }) => req.push_str(&format!("Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n")),
             None if upgrade => req.push_str("Content-Type: text/plain\r\n"),
             None => {}
         }
         req.push_str("\r\n");
         io.write_all(req.as_bytes()).await?;
-        if let Some(b) = body {
-            io.write_all(b).await?;
+        match body {
+            Some(Body::Json(b)) => io.write_all(b).await?,
+            Some(Body::Stream { src, .. }) => {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = src.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    io.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+                    io.write_all(&buf[..n]).await?;
+                    io.write_all(b"\r\n").await?;
+                }
+                io.write_all(b"0\r\n\r\n").await?;
+            }
+            None => {}
         }
         io.flush().await?;
         let mut r = BufReader::new(io);
@@ -240,6 +268,11 @@ fn map_bollard(host: &Host, e: bollard::errors::Error) -> ApiError {
         }
         other => ApiError::Transport(other),
     }
+}
+
+enum Body<'a> {
+    Json(&'a [u8]),
+    Stream { content_type: &'a str, src: &'a mut (dyn AsyncRead + Unpin + Send) },
 }
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -373,9 +406,6 @@ impl Demux {
     }
 }
 
-/// Pin-box helper for the body streams bollard hands out.
-pub type BoxStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send>>;
-
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -395,10 +425,6 @@ pub fn query(pairs: &[(&str, String)]) -> String {
     }
     let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect();
     format!("?{}", parts.join("&"))
-}
-
-pub fn sleep(d: Duration) -> tokio::time::Sleep {
-    tokio::time::sleep(d)
 }
 
 #[cfg(test)]
