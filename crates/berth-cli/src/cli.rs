@@ -564,7 +564,7 @@ fn clap_exit(root: &Command, args: &[std::ffi::OsString], e: clap::Error) -> Exi
             let n = cmd.get_arguments().filter(|a| a.is_positional() && a.is_required_set()).count().max(1);
             let what = if n == 1 { "1 argument".to_owned() } else { format!("{n} arguments") };
             let exact = matches!(cmd.get_name(), "rename" | "tag" | "attach" | "diff" | "export" | "history" | "logs" | "cp");
-            let verb = if exact { "requires exactly" } else { "requires at least" };
+            let verb = if exact { "requires" } else { "requires at least" };
             Exit {
                 code: 1,
                 stdout: String::new(),

@@ -1,7 +1,5 @@
 //! Image commands: images, rmi, prune, history, tag, save, load, import.
 
-use std::collections::BTreeMap;
-
 use berth_api::models::{ImageHistoryResponseItem, ImageSummary};
 use clap::Args;
 use gotmpl::Value;
@@ -207,20 +205,30 @@ pub fn image_rows(img: &ImageSummary, trunc: bool, digests: bool, need_digest: b
         add("<none>", "<none>", "<none>");
         return rows;
     }
-    let mut repo_tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // docker walks Go maps here (random order); berth keeps the API's order.
+    let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
     for t in &img.repo_tags {
         if let Some((n, t)) = name_tag(t) {
-            repo_tags.entry(n).or_default().push(t);
+            match repo_tags.iter_mut().find(|(r, _)| *r == n) {
+                Some((_, ts)) => ts.push(t),
+                None => repo_tags.push((n, vec![t])),
+            }
         }
     }
-    let mut repo_digests: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
     for d in &img.repo_digests {
         if let Some((n, d)) = name_digest(d) {
-            repo_digests.entry(n).or_default().push(d);
+            match repo_digests.iter_mut().find(|(r, _)| *r == n) {
+                Some((_, ds)) => ds.push(d),
+                None => repo_digests.push((n, vec![d])),
+            }
         }
     }
     for (repo, tags) in &repo_tags {
-        let ds = repo_digests.remove(repo).unwrap_or_default();
+        let ds = match repo_digests.iter().position(|(r, _)| r == repo) {
+            Some(i) => repo_digests.remove(i).1,
+            None => Vec::new(),
+        };
         let ds = if need_digest { ds } else { Vec::new() };
         for tag in tags {
             if ds.is_empty() {
@@ -257,11 +265,7 @@ fn image_row(i: &ImageSummary, repo: &str, tag: &str, digest: &str, trunc: bool,
         ("Containers", s(if i.containers == -1 { "N/A".into() } else { i.containers.to_string() })),
         ("SharedSize", s(if i.shared_size == -1 { "N/A".into() } else { units::human_size(i.shared_size as f64) })),
         ("UniqueSize", s(if i.size == -1 || i.shared_size == -1 { "N/A".into() } else { units::human_size((i.size - i.shared_size) as f64) })),
-        ("Labels", s({
-            let mut l: Vec<String> = i.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            l.sort();
-            l.join(",")
-        })),
+        ("VirtualSize", s(units::human_size(i.size as f64))),
     ])
 }
 
@@ -289,22 +293,12 @@ pub async fn images(ctx: &Ctx, a: &ImagesArgs) -> Result<(), ImageError> {
         filters: if filters.is_empty() { None } else { Some(filters.to_lists()) },
         ..Default::default()
     };
-    let mut list = c.docker.list_images(Some(o)).await.map_err(|e| c.err(e))?;
-    if !a.all && filters.0.get("dangling").is_none_or(|d| d.contains_key("false")) {
-        list.retain(|i| !is_dangling(i));
-    }
+    let list = c.docker.list_images(Some(o)).await.map_err(|e| c.err(e))?;
     let need_digest = a.digests || format.contains("{{.Digest}}");
     let now = chrono::Utc::now().timestamp();
     let mut rows = Vec::new();
-    let mut seen = std::collections::HashSet::new();
     for i in &list {
-        for r in image_rows(i, !a.no_trunc, a.digests, need_digest, now) {
-            // -q lists each image once
-            if a.quiet && !seen.insert(i.id.clone()) {
-                continue;
-            }
-            rows.push(r);
-        }
+        rows.extend(image_rows(i, !a.no_trunc, a.digests, need_digest, now));
     }
     out(&format::render(&format, &rows, &images_header())?);
     Ok(())

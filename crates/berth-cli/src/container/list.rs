@@ -32,7 +32,6 @@ pub fn ps_header() -> Value {
         ("LocalVolumes", s("LOCAL VOLUMES")),
         ("Networks", s("NETWORKS")),
         ("Platform", s("PLATFORM")),
-        ("HealthStatus", s("HEALTH STATUS")),
     ])
 }
 
@@ -205,12 +204,6 @@ pub fn container_row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
         c.network_settings.as_ref().and_then(|n| n.networks.as_ref()).map(|n| n.keys().cloned().collect()).unwrap_or_default();
     networks.sort();
     let status = c.status.clone().unwrap_or_default();
-    let health = c
-        .health
-        .as_ref()
-        .and_then(|h| h.status.map(|s| s.to_string()))
-        .filter(|s| !s.is_empty() && s != "none")
-        .unwrap_or_else(|| health_from_status(&status));
     let size_rw = c.size_rw.unwrap_or(0);
     let size_root = c.size_root_fs.unwrap_or(0);
     let size = if size_root > 0 {
@@ -252,15 +245,7 @@ pub fn container_row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
         ("LocalVolumes", s(local_volumes.to_string())),
         ("Networks", s(networks.join(","))),
         ("Platform", platform),
-        ("HealthStatus", s(health)),
     ])
-}
-
-fn health_from_status(status: &str) -> String {
-    let Some((_, h)) = status.split_once('(') else { return String::new() };
-    let Some(h) = h.strip_suffix(')') else { return String::new() };
-    let h = h.trim_start_matches("health: ");
-    if matches!(h, "healthy" | "unhealthy" | "starting") { h.to_owned() } else { String::new() }
 }
 
 /// The `--format` a command uses: the flag, else the config's, else the

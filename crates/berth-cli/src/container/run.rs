@@ -63,14 +63,13 @@ async fn create_container(c: &Client, req: &CreateRequest, pull: &str, quiet: bo
     if pull == "always" {
         pull_image(c, &image, req.platform.as_deref(), quiet).await?;
     }
-    let opts = bollard::query_parameters::CreateContainerOptions { name: req.name.clone(), platform: req.platform.clone().unwrap_or_default() };
-    let resp = match c.docker.create_container(Some(opts.clone()), req.body.clone()).await.map_err(|e| c.err(e)) {
+    let resp = match post_create(c, req).await {
         Err(e) if e.is_not_found() && pull == "missing" => {
             if !quiet {
                 errln(&format!("Unable to find image '{}' locally", familiar_tagged(&image)));
             }
             pull_image(c, &image, req.platform.as_deref(), quiet).await?;
-            c.docker.create_container(Some(opts), req.body.clone()).await.map_err(|e| c.err(e))?
+            post_create(c, req).await?
         }
         r => r?,
     };
@@ -83,6 +82,29 @@ async fn create_container(c: &Client, req: &CreateRequest, pull: &str, quiet: bo
         std::fs::write(path, &resp.id).map_err(|e| ContainerError::io(format!("write the container ID ({}) to file", resp.id), &e))?;
     }
     Ok(resp.id)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Created {
+    id: String,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+/// `POST /containers/create?name=&platform=` with only the parameters set,
+/// as docker's CLI sends them.
+async fn post_create(c: &Client, req: &CreateRequest) -> Result<Created, ApiError> {
+    let mut q = Vec::new();
+    if let Some(n) = &req.name {
+        q.push(("name", n.clone()));
+    }
+    if let Some(p) = &req.platform {
+        q.push(("platform", p.clone()));
+    }
+    let body = serde_json::to_vec(&req.body).map_err(|e| ApiError::Protocol(e.to_string()))?;
+    let mut r = c.raw("POST", &format!("/containers/create{}", query(&q)), false, Some(&body)).await?;
+    serde_json::from_slice(&r.read_to_end().await?).map_err(|e| ApiError::Protocol(e.to_string()))
 }
 
 /// `POST /images/create?fromImage=`: the progress stream shown as docker's
@@ -275,18 +297,24 @@ pub async fn run(ctx: &Ctx, a: &RunArgs) -> Result<(), ContainerError> {
         outln(&id);
     }
     let hijacked = if attach { Some(open_attach(c, &id, stdin, stdout, stderr, &keys).await?) } else { None };
-    let wait = register_wait(c, &id, if a.flags.rm { "removed" } else { "next-exit" }).await;
+    // docker registers the wait before start; detached without --rm nothing
+    // reads it, so berth saves the round trip.
+    let wait = if attach || a.flags.rm {
+        Some(register_wait(c, &id, if a.flags.rm { "removed" } else { "next-exit" }).await)
+    } else {
+        None
+    };
 
     if let Err(e) = c.docker.start_container(&id, None::<bollard::query_parameters::StartContainerOptions>).await.map_err(|e| c.err(e)) {
         drop(hijacked);
         if a.flags.rm
-            && let Ok(w) = wait
+            && let Some(Ok(w)) = wait
         {
             wait_status(w).await;
         }
         return Err(with_help("run", e.into()));
     }
-    let Some(hijacked) = hijacked else { return Ok(()) };
+    let (Some(hijacked), Some(wait)) = (hijacked, wait) else { return Ok(()) };
     let wait = wait?;
     if a.flags.tty && tty::stdout_is_tty() {
         monitor_tty_size(c, &id, false);

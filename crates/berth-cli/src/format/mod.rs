@@ -30,7 +30,7 @@ pub fn template_source(format: &str) -> String {
 /// run over `header`) and tabwriter columns.
 pub fn render(format: &str, rows: &[Value], header: &Value) -> Result<String, TemplateErrorKind> {
     let src = template_source(format);
-    let t = Tmpl::parse(&src)?;
+    let t = Tmpl::parse_rows(&src)?;
     let mut body = String::new();
     for r in rows {
         body.push_str(&t.execute(r)?);

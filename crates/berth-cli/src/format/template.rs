@@ -29,7 +29,13 @@ pub struct Tmpl {
 
 impl Tmpl {
     pub fn parse(src: &str) -> Result<Tmpl, TemplateErrorKind> {
-        Self::parse_with(src, docker_funcs())
+        Self::parse_with(src, docker_funcs(false))
+    }
+
+    /// For docker's formatter contexts (ps, images, stats rows): their
+    /// JSON comes from Go's `json.Marshal`, which escapes `<`, `>`, `&`.
+    pub fn parse_rows(src: &str) -> Result<Tmpl, TemplateErrorKind> {
+        Self::parse_with(src, docker_funcs(true))
     }
 
     /// The same template with header functions, to render a table's header
@@ -134,11 +140,12 @@ fn need(name: &str, args: &[Value], n: usize) -> gotmpl::Result<()> {
     }
 }
 
-fn docker_funcs() -> FuncMap {
+fn docker_funcs(escape_html: bool) -> FuncMap {
     let mut m = FuncMap::new();
-    m.insert("json".into(), func(|a| {
+    m.insert("json".into(), func(move |a| {
         need("json", a, 1)?;
-        Ok(str_val(to_json(&a[0]).to_string()))
+        let j = to_json(&a[0]).to_string();
+        Ok(str_val(if escape_html { go_html_escape(&j) } else { j }))
     }));
     m.insert("split".into(), func(|a| {
         need("split", a, 2)?;
@@ -204,6 +211,12 @@ fn header_funcs() -> FuncMap {
         m.insert(name.into(), func(|a| Ok(a.first().cloned().unwrap_or(Value::Nil))));
     }
     m
+}
+
+/// Go's JSON HTML escaping of `<`, `>`, `&` (safe on encoded JSON: those
+/// bytes only occur inside strings).
+fn go_html_escape(s: &str) -> String {
+    s.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
 /// Go's deprecated `strings.Title`: upper-case the first letter of each word.
