@@ -16,7 +16,7 @@ use clap::Args;
 use crate::app::Ctx;
 use crate::client::ApiError;
 use crate::format::TemplateErrorKind;
-use crate::opts::container::{ContainerFlags, RunOptsError};
+use crate::opts::container::{ContainerFlags, ResourceFlags, RunOptsError};
 use crate::opts::{self, OptsError};
 
 pub use list::{container_row, ellipsis, familiar as familiar_ref, ps_header, truncate_id};
@@ -385,45 +385,8 @@ pub struct RenameArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct UpdateArgs {
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
-    #[arg(long = "blkio-weight", value_name = "uint16", value_parser = opts::go_u16)]
-    pub blkio_weight: Option<u16>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_quota: Option<i64>,
-    /// Limit the CPU real-time period in microseconds
-    #[arg(long = "cpu-rt-period", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_rt_period: Option<i64>,
-    /// Limit the CPU real-time runtime in microseconds
-    #[arg(long = "cpu-rt-runtime", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_rt_runtime: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_shares: Option<i64>,
-    /// Number of CPUs
-    #[arg(long = "cpus", value_name = "decimal", value_parser = opts::nano_cpus)]
-    pub cpus: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "string")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems", value_name = "string")]
-    pub cpuset_mems: Option<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory", value_name = "bytes", value_parser = opts::mem_bytes)]
-    pub memory: Option<i64>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "bytes", value_parser = opts::mem_bytes)]
-    pub memory_reservation: Option<i64>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", value_parser = opts::mem_swap_bytes)]
-    pub memory_swap: Option<i64>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", value_parser = opts::go_i64)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
     /// Restart policy to apply when a container exits
     #[arg(long = "restart", value_name = "string")]
     pub restart: Option<String>,

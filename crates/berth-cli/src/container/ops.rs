@@ -239,7 +239,7 @@ pub async fn commit(ctx: &Ctx, a: &CommitArgs) -> Result<(), ContainerError> {
     let (repo, tag) = match &a.reference {
         Some(r) => {
             let (n, t) = super::run::split_tag(r);
-            (n.to_owned(), if r.contains(':') && !r[r.rfind(':').unwrap_or(0)..].contains('/') { t.to_owned() } else { String::new() })
+            (normalize_name(n), if r.contains(':') && !r[r.rfind(':').unwrap_or(0)..].contains('/') { t.to_owned() } else { String::new() })
         }
         None => (String::new(), String::new()),
     };
@@ -256,10 +256,20 @@ pub async fn commit(ctx: &Ctx, a: &CommitArgs) -> Result<(), ContainerError> {
     if !a.pause {
         q.push(("pause", "0".into()));
     }
-    let mut r = c.raw("POST", &format!("/commit{}", crate::client::query(&q)), false, Some(b"{}")).await?;
+    let mut r = c.raw("POST", &format!("/commit{}", crate::client::query(&q)), false, None).await?;
     let v: serde_json::Value = serde_json::from_slice(&r.read_to_end().await?).unwrap_or_default();
     outln(v.get("Id").and_then(|i| i.as_str()).unwrap_or(""));
     Ok(())
+}
+
+/// docker's normalized repository name: `repo` → `docker.io/library/repo`,
+/// `user/repo` → `docker.io/user/repo`; registry-qualified names stay.
+pub fn normalize_name(name: &str) -> String {
+    match name.split_once('/') {
+        None => format!("docker.io/library/{name}"),
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => name.to_owned(),
+        Some(_) => format!("docker.io/{name}"),
+    }
 }
 
 /// The update body docker sends for the flags given.
@@ -280,19 +290,19 @@ pub fn update_body(a: &UpdateArgs) -> Result<ContainerUpdateBody, ContainerError
         _ => None,
     };
     Ok(ContainerUpdateBody {
-        blkio_weight: a.blkio_weight,
-        cpuset_cpus: a.cpuset_cpus.clone(),
-        cpuset_mems: a.cpuset_mems.clone(),
-        cpu_shares: a.cpu_shares,
-        memory: a.memory,
-        memory_reservation: a.memory_reservation,
-        memory_swap: a.memory_swap,
-        cpu_period: a.cpu_period,
-        cpu_quota: a.cpu_quota,
-        cpu_realtime_period: a.cpu_rt_period,
-        cpu_realtime_runtime: a.cpu_rt_runtime,
-        nano_cpus: a.cpus,
-        pids_limit: a.pids_limit.filter(|p| *p != 0),
+        blkio_weight: a.resources.blkio_weight,
+        cpuset_cpus: a.resources.cpuset_cpus.clone(),
+        cpuset_mems: a.resources.cpuset_mems.clone(),
+        cpu_shares: a.resources.cpu_shares,
+        memory: a.resources.memory,
+        memory_reservation: a.resources.memory_reservation,
+        memory_swap: a.resources.memory_swap,
+        cpu_period: a.resources.cpu_period,
+        cpu_quota: a.resources.cpu_quota,
+        cpu_realtime_period: a.resources.cpu_rt_period,
+        cpu_realtime_runtime: a.resources.cpu_rt_runtime,
+        nano_cpus: a.resources.cpus,
+        pids_limit: a.resources.pids_limit.filter(|p| *p != 0),
         restart_policy: restart,
         ..Default::default()
     })
@@ -364,6 +374,31 @@ pub async fn prune(ctx: &Ctx, a: &PruneArgs) -> Result<(), ContainerError> {
 mod tests {
     use super::*;
     use berth_api::models::PortBinding;
+
+    #[test]
+    fn update_bodies_carry_what_docker_sends() {
+        use clap::{CommandFactory, FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            a: UpdateArgs,
+        }
+        let parse = |args: &[&str]| {
+            let m = crate::cli::pflag_like(T::command()).try_get_matches_from(std::iter::once("update").chain(args.iter().copied())).unwrap();
+            update_body(&T::from_arg_matches(&m).unwrap().a).unwrap()
+        };
+        // Recorded from docker 28.2, zero values left out.
+        let b = serde_json::to_value(parse(&["-m", "512m", "--cpus", "1.5", "--restart", "on-failure:3", "--pids-limit", "10", "web"])).unwrap();
+        assert_eq!(
+            b,
+            serde_json::json!({"Memory": 536870912, "NanoCpus": 1500000000, "PidsLimit": 10, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}})
+        );
+        let b = serde_json::to_value(parse(&["--memory-swap", "-1", "-m", "1g", "web"])).unwrap();
+        assert_eq!(b, serde_json::json!({"Memory": 1073741824, "MemorySwap": -1}));
+        assert_eq!(normalize_name("repo"), "docker.io/library/repo");
+        assert_eq!(normalize_name("me/repo"), "docker.io/me/repo");
+        assert_eq!(normalize_name("localhost:5000/repo"), "localhost:5000/repo");
+    }
 
     #[test]
     fn port_lines_sort_naturally() {

@@ -315,18 +315,23 @@ pub async fn run(ctx: &Ctx, a: &RunArgs) -> Result<(), ContainerError> {
         return Err(with_help("run", e.into()));
     }
     let (Some(hijacked), Some(wait)) = (hijacked, wait) else { return Ok(()) };
-    let wait = wait?;
-    if a.flags.tty && tty::stdout_is_tty() {
-        monitor_tty_size(c, &id, false);
-    }
     let session = Session { tty: a.flags.tty, stdin, stdout, stderr, detach_keys: key_bytes };
+    stream_to_exit(c, &id, session, hijacked, wait?).await
+}
+
+/// Stream an attached container to its end (or the detach keys), then
+/// exit with its status from the registered wait.
+async fn stream_to_exit(c: &Client, id: &str, session: Session, hijacked: RawResponse, wait: RawResponse) -> Result<(), ContainerError> {
+    if session.tty && tty::stdout_is_tty() {
+        monitor_tty_size(c, id, false);
+    }
     let (r, w) = tokio::io::split(hijacked.into_io());
-    match session.run(r, w).await? {
-        Ended::Detached => Ok(()),
-        _ => match wait_status(wait).await {
-            0 => Ok(()),
-            code => Err(ContainerError::Exit(code)),
-        },
+    if session.run(r, w).await? == Ended::Detached {
+        return Ok(());
+    }
+    match wait_status(wait).await {
+        0 => Ok(()),
+        code => Err(ContainerError::Exit(code)),
     }
 }
 
@@ -362,18 +367,8 @@ pub async fn attach(ctx: &Ctx, a: &AttachArgs) -> Result<(), ContainerError> {
     }
     let hijacked = open_attach(c, &id, stdin, true, true, &keys).await?;
     inspect_running(c, &id).await?;
-    if is_tty && tty::stdout_is_tty() {
-        monitor_tty_size(c, &id, false);
-    }
     let session = Session { tty: is_tty, stdin, stdout: true, stderr: true, detach_keys: key_bytes };
-    let (r, w) = tokio::io::split(hijacked.into_io());
-    if session.run(r, w).await? == Ended::Detached {
-        return Ok(());
-    }
-    match wait_status(wait).await {
-        0 => Ok(()),
-        code => Err(ContainerError::Exit(code)),
-    }
+    stream_to_exit(c, &id, session, hijacked, wait).await
 }
 
 pub async fn start(ctx: &Ctx, a: &StartArgs) -> Result<(), ContainerError> {
@@ -413,18 +408,8 @@ pub async fn start(ctx: &Ctx, a: &StartArgs) -> Result<(), ContainerError> {
         }
         return Err(c.err(e).into());
     }
-    if is_tty && tty::stdout_is_tty() {
-        monitor_tty_size(c, &id, false);
-    }
     let session = Session { tty: is_tty, stdin, stdout: true, stderr: true, detach_keys: key_bytes };
-    let (r, w) = tokio::io::split(hijacked.into_io());
-    if session.run(r, w).await? == Ended::Detached {
-        return Ok(());
-    }
-    match wait_status(wait).await {
-        0 => Ok(()),
-        code => Err(ContainerError::Exit(code)),
-    }
+    stream_to_exit(c, &id, session, hijacked, wait).await
 }
 
 /// Used by `wait`: one container's exit code.

@@ -87,9 +87,6 @@ pub struct ContainerFlags {
     /// Attach to STDIN, STDOUT or STDERR
     #[arg(short = 'a', long = "attach", value_name = "list", value_parser = opts::attach_stream)]
     pub attach: Vec<String>,
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
-    #[arg(long = "blkio-weight", value_name = "uint16", value_parser = opts::go_u16)]
-    pub blkio_weight: Option<u16>,
     /// Block IO weight (relative device weight)
     #[arg(long = "blkio-weight-device", value_name = "list", value_parser = opts::weight_device)]
     pub blkio_weight_device: Vec<ResourcesBlkioWeightDevice>,
@@ -114,30 +111,6 @@ pub struct ContainerFlags {
     /// CPU percent (Windows only)
     #[arg(long = "cpu-percent", value_name = "int", value_parser = opts::go_i64, hide = true)]
     pub cpu_percent: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_quota: Option<i64>,
-    /// Limit CPU real-time period in microseconds
-    #[arg(long = "cpu-rt-period", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_rt_period: Option<i64>,
-    /// Limit CPU real-time runtime in microseconds
-    #[arg(long = "cpu-rt-runtime", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_rt_runtime: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int", value_parser = opts::go_i64)]
-    pub cpu_shares: Option<i64>,
-    /// Number of CPUs
-    #[arg(long = "cpus", value_name = "decimal", value_parser = opts::nano_cpus)]
-    pub cpus: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "string")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems", value_name = "string")]
-    pub cpuset_mems: Option<String>,
     /// Add a host device to the container
     #[arg(long = "device", value_name = "list")]
     pub device: Vec<String>,
@@ -255,15 +228,6 @@ pub struct ContainerFlags {
     /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
     #[arg(long = "mac-address", value_name = "string")]
     pub mac_address: Option<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory", value_name = "bytes", value_parser = opts::mem_bytes)]
-    pub memory: Option<i64>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "bytes", value_parser = opts::mem_bytes)]
-    pub memory_reservation: Option<i64>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true, value_parser = opts::mem_swap_bytes)]
-    pub memory_swap: Option<i64>,
     /// Tune container memory swappiness (0 to 100)
     #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true, default_value = "-1", value_parser = opts::go_i64)]
     pub memory_swappiness: i64,
@@ -291,9 +255,6 @@ pub struct ContainerFlags {
     /// PID namespace to use
     #[arg(long = "pid", value_name = "string")]
     pub pid: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true, value_parser = opts::go_i64)]
-    pub pids_limit: Option<i64>,
     /// Set platform if server is multi-platform capable
     #[arg(long = "platform", value_name = "string", env = "DOCKER_DEFAULT_PLATFORM", hide_env = true)]
     pub platform: Option<String>,
@@ -372,6 +333,52 @@ pub struct ContainerFlags {
     /// Working directory inside the container
     #[arg(short = 'w', long = "workdir", value_name = "string")]
     pub workdir: Option<String>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
+}
+
+/// Resource limits shared by `run`/`create` and `update`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ResourceFlags {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_name = "uint16", value_parser = opts::go_u16)]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int", value_parser = opts::go_i64)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", value_parser = opts::go_i64)]
+    pub cpu_quota: Option<i64>,
+    /// Limit CPU real-time period in microseconds
+    #[arg(long = "cpu-rt-period", value_name = "int", value_parser = opts::go_i64)]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit CPU real-time runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", value_name = "int", value_parser = opts::go_i64)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int", value_parser = opts::go_i64)]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long = "cpus", value_name = "decimal", value_parser = opts::nano_cpus)]
+    pub cpus: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory", value_name = "bytes", value_parser = opts::mem_bytes)]
+    pub memory: Option<i64>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes", value_parser = opts::mem_bytes)]
+    pub memory_reservation: Option<i64>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true, value_parser = opts::mem_swap_bytes)]
+    pub memory_swap: Option<i64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true, value_parser = opts::go_i64)]
+    pub pids_limit: Option<i64>,
 }
 
 /// A create request: the name and platform go in the query, the rest in
@@ -630,23 +637,23 @@ impl ContainerFlags {
             init: self.init,
             // Resources
             cgroup_parent: self.cgroup_parent.clone(),
-            memory: self.memory,
-            memory_reservation: self.memory_reservation,
-            memory_swap: self.memory_swap,
+            memory: self.resources.memory,
+            memory_reservation: self.resources.memory_reservation,
+            memory_swap: self.resources.memory_swap,
             memory_swappiness: Some(swappiness),
             oom_kill_disable: Some(self.oom_kill_disable),
-            nano_cpus: self.cpus,
+            nano_cpus: self.resources.cpus,
             cpu_count: self.cpu_count,
             cpu_percent: self.cpu_percent,
-            cpu_shares: self.cpu_shares,
-            cpu_period: self.cpu_period,
-            cpuset_cpus: self.cpuset_cpus.clone(),
-            cpuset_mems: self.cpuset_mems.clone(),
-            cpu_quota: self.cpu_quota,
-            cpu_realtime_period: self.cpu_rt_period,
-            cpu_realtime_runtime: self.cpu_rt_runtime,
-            pids_limit: Some(self.pids_limit.unwrap_or(0)),
-            blkio_weight: self.blkio_weight,
+            cpu_shares: self.resources.cpu_shares,
+            cpu_period: self.resources.cpu_period,
+            cpuset_cpus: self.resources.cpuset_cpus.clone(),
+            cpuset_mems: self.resources.cpuset_mems.clone(),
+            cpu_quota: self.resources.cpu_quota,
+            cpu_realtime_period: self.resources.cpu_rt_period,
+            cpu_realtime_runtime: self.resources.cpu_rt_runtime,
+            pids_limit: Some(self.resources.pids_limit.unwrap_or(0)),
+            blkio_weight: self.resources.blkio_weight,
             blkio_weight_device: Some(self.blkio_weight_device.clone()),
             blkio_device_read_bps: Some(self.device_read_bps.clone()),
             blkio_device_write_bps: Some(self.device_write_bps.clone()),
