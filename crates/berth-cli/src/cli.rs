@@ -416,6 +416,14 @@ pub struct Exit {
 
 pub fn parse<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Cli, Exit> {
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    // The help layout costs a millisecond to build: parse without it, and
+    // build it only to print help or an error.
+    let plain = pflag_like(Cli::command());
+    if let Ok(m) = plain.try_get_matches_from(args.clone())
+        && let Ok(cli) = Cli::from_arg_matches(&m)
+    {
+        return Ok(cli);
+    }
     let mut cmd = command();
     let m = cmd.try_get_matches_from_mut(args.clone()).map_err(|e| clap_exit(&cmd, &args, e))?;
     Cli::from_arg_matches(&m).map_err(|e| clap_exit(&cmd, &args, e))

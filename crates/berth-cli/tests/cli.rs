@@ -472,3 +472,45 @@ fn inspect_prints_the_daemons_json_and_templates() {
     assert_eq!(text(&o.stdout), "[]\n");
     assert_eq!(text(&o.stderr), "Error: No such object: nothing\n");
 }
+
+#[test]
+fn logs_demultiplex_and_pass_the_query() {
+    let f = Fake::start(|r| match r.route().split('?').next().unwrap() {
+        "/containers/web/json" => Resp::Json(200, format!("{{\"Id\":\"{ID}\",\"Config\":{{\"Tty\":false}}}}")),
+        "/containers/tty/json" => Resp::Json(200, format!("{{\"Id\":\"{ID}\",\"Config\":{{\"Tty\":true}}}}")),
+        p if p.ends_with("/logs") => {
+            let mut b = vec![1, 0, 0, 0, 0, 0, 0, 4];
+            b.extend_from_slice(b"out\n");
+            b.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 4]);
+            b.extend_from_slice(b"err\n");
+            Resp::Json(200, String::from_utf8(b).unwrap())
+        }
+        _ => not_found("route"),
+    });
+    let o = f.berth(&["logs", "-t", "--tail", "5", "--since", "1700000000", "web"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!((text(&o.stdout).as_str(), text(&o.stderr).as_str()), ("out\n", "err\n"));
+    let logs = f.requests().into_iter().find(|r| r.route().contains("/logs")).unwrap();
+    assert_eq!(logs.route(), format!("/containers/{ID}/logs?stdout=1&stderr=1&since=1700000000&timestamps=1&tail=5"));
+    // a tty container's log is raw bytes
+    let o = f.berth(&["logs", "tty"]);
+    assert_eq!(o.stdout[..8], [1, 0, 0, 0, 0, 0, 0, 4]);
+}
+
+#[test]
+fn version_prints_client_then_server() {
+    let f = Fake::start(|r| match r.route() {
+        "/version" => Resp::Json(200, r#"{"Version":"0.1.0","ApiVersion":"1.50","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64","GitCommit":"abc","GoVersion":"n/a"}"#.into()),
+        _ => not_found("route"),
+    });
+    let o = f.berth(&["version"]);
+    assert!(o.status.success());
+    let out = text(&o.stdout);
+    assert!(out.starts_with("Client:\n Version:           0.1.0\n API version:       1.50\n"), "{out}");
+    assert!(out.contains("\nServer:\n Engine:\n  Version:          0.1.0\n  API version:      1.50 (minimum version 1.24)\n"), "{out}");
+    let o = f.berth(&["version", "--format", "{{.Server.Version}} {{.Client.ApiVersion}}"]);
+    assert_eq!(text(&o.stdout), "0.1.0 1.50\n");
+    let o = run(&["-H", "unix:///nonexistent/berth.sock", "version"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).starts_with("Client:\n"));
+}

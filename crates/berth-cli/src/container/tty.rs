@@ -38,9 +38,6 @@ impl RawMode {
         let saved = termios::tcgetattr(fd).ok()?;
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
-        // Keep output post-processing so that "\n" from the local side
-        // still reads right; the container's pty does its own.
-        raw.output_flags |= termios::OutputFlags::OPOST;
         termios::tcsetattr(fd, SetArg::TCSANOW, &raw).ok()?;
         Some(RawMode { saved })
     }
