@@ -514,3 +514,61 @@ fn version_prints_client_then_server() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stdout).starts_with("Client:\n"));
 }
+
+#[test]
+fn run_it_uses_a_raw_terminal_and_detaches_on_ctrl_p_ctrl_q() {
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    use std::os::fd::AsFd;
+    let f = Fake::start(|r| match r.route() {
+        "/containers/create" => Resp::Json(201, format!("{{\"Id\":\"{ID}\"}}")),
+        p if p.contains("/attach?") => Resp::Upgrade(b"/ # ".to_vec()),
+        p if p.contains("/wait?") => Resp::Json(200, "{\"StatusCode\":0}".into()),
+        p if p.contains("/resize?") => Resp::Json(200, String::new()),
+        p if p.ends_with("/start") => Resp::Json(204, String::new()),
+        _ => not_found("route"),
+    });
+    let ws = nix::pty::Winsize { ws_row: 30, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    let mut child = berth()
+        .args(["-H", &f.host(), "run", "-it", "busybox", "sh"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !seen.ends_with(b"/ # ") {
+        let n = master.read(&mut buf).unwrap();
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let raw = tcgetattr(slave.as_fd()).unwrap();
+    assert!(!raw.local_flags.contains(LocalFlags::ICANON) && !raw.local_flags.contains(LocalFlags::ECHO), "raw while attached");
+    // the resize runs beside the streams, as docker's does: let it land
+    for _ in 0..200 {
+        if f.requests().iter().any(|r| r.route().contains("/resize?")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    master.write_all(b"ls\r").unwrap();
+    master.write_all(&[16, 17]).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "detached");
+    let after = tcgetattr(slave.as_fd()).unwrap();
+    assert!(after.local_flags.contains(LocalFlags::ICANON), "terminal restored");
+    // the tty was sized like ours, and what was typed before the keys went on
+    let reqs = f.requests();
+    let create: serde_json::Value = serde_json::from_slice(&reqs[0].body).unwrap();
+    assert_eq!(create["HostConfig"]["ConsoleSize"], serde_json::json!([30, 100]));
+    assert!(reqs.iter().any(|r| r.route().ends_with("/resize?h=30&w=100")), "{:?}", reqs.iter().map(|r| r.route().to_owned()).collect::<Vec<_>>());
+    for _ in 0..200 {
+        if !f.stdin.lock().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(text(&f.stdin.lock().unwrap()), "ls\r", "keys typed before the sequence go on, the sequence does not");
+}

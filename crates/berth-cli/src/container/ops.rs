@@ -55,8 +55,11 @@ pub async fn restart(ctx: &Ctx, a: &StopArgs) -> Result<(), ContainerError> {
 pub async fn kill(ctx: &Ctx, a: &KillArgs) -> Result<(), ContainerError> {
     let c = ctx.client()?;
     each(&a.containers, |n| async move {
-        let o = bollard::query_parameters::KillContainerOptions { signal: a.signal.clone().unwrap_or_default() };
-        c.docker.kill_container(&n, Some(o)).await.map_err(|e| c.err(e).into())
+        // No `signal=` at all without -s: the daemon's default (SIGKILL).
+        let q = a.signal.as_ref().map(|s| crate::client::query(&[("signal", s.clone())])).unwrap_or_default();
+        let mut r = c.raw("POST", &format!("/containers/{}/kill{q}", crate::client::percent_encode(&n)), false, None).await?;
+        r.read_to_end().await?;
+        Ok(())
     })
     .await
 }
