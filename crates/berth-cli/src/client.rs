@@ -135,6 +135,14 @@ impl Client {
             Host::Tcp(a) => bollard::Docker::connect_with_http(&format!("tcp://{a}"), NO_TIMEOUT, &cv),
         }
         .map_err(|e| map_bollard(&host, e))?;
+        // bollard joins each path onto its `/v1.xx` base with `Url::join`,
+        // which drops the version; put it back so that every request names
+        // its API version, as docker's do.
+        let prefix = format!("/v{version}");
+        let docker = docker.with_request_modifier(move |mut req| {
+            *req.uri_mut() = with_version(req.uri(), &prefix);
+            req
+        });
         Ok(Client { docker, host, version })
     }
 
@@ -243,6 +251,21 @@ impl Client {
         }
         Ok(resp)
     }
+}
+
+/// `/containers/json?all=1` → `/v1.50/containers/json?all=1` (kept when
+/// already versioned).
+pub fn with_version(uri: &http::Uri, prefix: &str) -> http::Uri {
+    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if pq.starts_with("/v1.") {
+        return uri.clone();
+    }
+    let mut parts = uri.clone().into_parts();
+    match format!("{prefix}{pq}").parse() {
+        Ok(p) => parts.path_and_query = Some(p),
+        Err(_) => return uri.clone(),
+    }
+    http::Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
 }
 
 fn daemon_error(status: u16, body: &[u8]) -> ApiError {
@@ -452,6 +475,14 @@ mod tests {
         assert_eq!(d.next_frame(), Ok(None));
         d.push(&[9, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(d.next_frame(), Err(BadHeader(9)));
+    }
+
+    #[test]
+    fn bollard_paths_get_the_version_back() {
+        let u: http::Uri = "unix://2f72756e/containers/json?all=true".parse().unwrap();
+        assert_eq!(with_version(&u, "/v1.50").to_string(), "unix://2f72756e/v1.50/containers/json?all=true");
+        let v: http::Uri = "unix://2f72756e/v1.44/info".parse().unwrap();
+        assert_eq!(with_version(&v, "/v1.50"), v);
     }
 
     #[test]
