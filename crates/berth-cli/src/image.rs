@@ -358,11 +358,11 @@ pub async fn prune(ctx: &Ctx, a: &ImagePruneArgs) -> Result<(), ImageError> {
     Ok(())
 }
 
-fn history_header() -> Value {
+fn history_header(human: bool) -> Value {
     use template::s;
     template::map([
         ("ID", s("IMAGE")),
-        ("CreatedSince", s("CREATED")),
+        ("CreatedSince", s(if human { "CREATED" } else { "CREATED AT" })),
         ("CreatedAt", s("CREATED AT")),
         ("CreatedBy", s("CREATED BY")),
         ("Size", s("SIZE")),
@@ -374,7 +374,9 @@ pub fn history_row(h: &ImageHistoryResponseItem, trunc: bool, human: bool, now: 
     use template::s;
     let id = if h.id == "<missing>" || !trunc { h.id.clone() } else { crate::container::truncate_id(&h.id) };
     let created_by = h.created_by.replace('\t', " ");
-    let created_at = chrono::DateTime::from_timestamp(h.created, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default();
+    let created_at = chrono::DateTime::from_timestamp(h.created, 0)
+        .map(|t| t.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
     template::map([
         ("ID", s(id)),
         ("CreatedSince", s(if human { timefmt::ago_from(h.created, now) } else { created_at.clone() })),
@@ -399,7 +401,7 @@ pub async fn history(ctx: &Ctx, a: &HistoryArgs) -> Result<(), ImageError> {
     let h = c.docker.image_history(&a.image).await.map_err(|e| c.err(e))?;
     let now = chrono::Utc::now().timestamp();
     let rows: Vec<Value> = h.iter().map(|x| history_row(x, !a.no_trunc, a.human, now)).collect();
-    out(&format::render(&format, &rows, &history_header())?);
+    out(&format::render(&format, &rows, &history_header(a.human))?);
     Ok(())
 }
 

@@ -572,3 +572,33 @@ fn run_it_uses_a_raw_terminal_and_detaches_on_ctrl_p_ctrl_q() {
     }
     assert_eq!(text(&f.stdin.lock().unwrap()), "ls\r", "keys typed before the sequence go on, the sequence does not");
 }
+
+#[test]
+fn stats_top_port_and_history_match_dockers() {
+    let f = Fake::start(|r| match r.route().split('?').next().unwrap() {
+        // the daemon streams compact JSON lines
+        "/containers/web/stats" => Resp::Json(200, serde_json::from_str::<serde_json::Value>(&fixture("stats.json")).unwrap().to_string() + "\n"),
+        "/containers/web/top" => Resp::Json(200, fixture("top.json")),
+        "/containers/web/json" => Resp::Json(
+            200,
+            r#"{"Id":"4c01db0b339c","NetworkSettings":{"Ports":{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"},{"HostIp":"::","HostPort":"8080"}],"443/tcp":null,"53/udp":[{"HostIp":"127.0.0.1","HostPort":"5353"}]}}}"#.into(),
+        ),
+        "/images/nginx/history" => Resp::Json(200, fixture("history.json")),
+        _ => not_found("route"),
+    });
+    for (args, g) in [
+        (&["stats", "--no-stream", "web"][..], "stats.txt"),
+        (&["top", "web"], "top.txt"),
+        (&["port", "web"], "port.txt"),
+        (&["container", "port", "web", "80"], "port-80.txt"),
+        (&["history", "nginx"], "history.txt"),
+        (&["image", "history", "--no-trunc", "nginx"], "history-no-trunc.txt"),
+    ] {
+        let o = f.berth(args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), golden(g), "berth {args:?}");
+    }
+    let o = f.berth(&["port", "web", "443"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(text(&o.stderr), "Error: No public port '443' published for web\n");
+}
