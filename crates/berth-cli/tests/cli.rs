@@ -602,3 +602,53 @@ fn stats_top_port_and_history_match_dockers() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(text(&o.stderr), "Error: No public port '443' published for web\n");
 }
+
+#[test]
+fn cp_both_ways_over_the_archive_api() {
+    // a tar holding `hosts` (as the daemon sends for /etc/hosts)
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(9);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "hosts", &b"127.0.0.1"[..]).unwrap();
+    let tarball = b.into_inner().unwrap();
+    let t2 = tarball.clone();
+    let f = Fake::start(move |r| match (r.method.as_str(), r.route().split('?').next().unwrap()) {
+        ("GET", "/containers/web/archive") => Resp::Json(200, String::from_utf8_lossy(&t2).into_owned()),
+        ("HEAD", "/containers/web/archive") => Resp::Json(404, "{\"message\":\"Could not find the file /tmp/new in container web\"}".into()),
+        ("PUT", "/containers/web/archive") => Resp::Json(200, String::new()),
+        _ => not_found("route"),
+    });
+    let d = tempfile::tempdir().unwrap();
+    let dst = d.path().join("h");
+    let o = f.berth(&["cp", "web:/etc/hosts", dst.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&dst).unwrap(), "127.0.0.1");
+    let o = f.berth(&["cp", "web:/etc/hosts", "-"]);
+    assert_eq!(o.stdout, tarball, "- writes the tar as it came");
+    let o = f.berth(&["cp", "-a", dst.to_str().unwrap(), "web:/tmp/new"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let put = f.requests().into_iter().find(|r| r.method == "PUT").unwrap();
+    assert_eq!(put.route(), "/containers/web/archive?path=%2Ftmp&noOverwriteDirNonDir=true&copyUIDGID=true");
+    assert_eq!(put.header("content-type"), Some("application/x-tar"));
+    let mut ar = tar::Archive::new(&put.body[..]);
+    let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec!["new"], "renamed to the destination's name");
+}
+
+#[test]
+fn events_print_docker_lines_and_templates() {
+    let f = Fake::start(|r| match r.route().split('?').next().unwrap() {
+        "/events" => Resp::Json(
+            200,
+            "{\"Type\":\"container\",\"Action\":\"start\",\"Actor\":{\"ID\":\"abc\",\"Attributes\":{\"name\":\"web\",\"image\":\"busybox\"}},\"scope\":\"local\",\"time\":1700000000,\"timeNano\":1700000000123456789}\n".into(),
+        ),
+        _ => not_found("route"),
+    });
+    let o = berth().args(["-H", &f.host(), "events", "--since", "1700000000", "--filter", "type=container"]).env("TZ", "UTC").output().unwrap();
+    assert_eq!(text(&o.stdout), "2023-11-14T22:13:20.123456789Z container start abc (image=busybox, name=web)\n");
+    let ev = f.requests()[0].route().to_owned();
+    assert_eq!(ev, "/events?since=1700000000&filters=%7B%22type%22%3A%7B%22container%22%3Atrue%7D%7D");
+    let o = f.berth(&["events", "--format", "{{.Actor.Attributes.name}} {{.Action}}"]);
+    assert_eq!(text(&o.stdout), "web start\n");
+}

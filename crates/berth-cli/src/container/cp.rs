@@ -122,9 +122,12 @@ pub fn unpack(data: &[u8], root: &Path, src_base: &str, rename_to: Option<&str>)
         let first = comps.next();
         let rest: PathBuf = comps.collect();
         let rel = match (first, rename_to) {
-            (Some(Component::Normal(f)), Some(new)) if f.to_string_lossy() == src_base => {
-                if new.is_empty() { rest } else { Path::new(new).join(rest) }
-            }
+            (Some(Component::Normal(f)), Some(new)) if f.to_string_lossy() == src_base => match (new.is_empty(), rest.as_os_str().is_empty()) {
+                (true, _) => rest,
+                (false, true) => PathBuf::from(new),
+                (false, false) => Path::new(new).join(rest),
+            },
+            (Some(f), _) if rest.as_os_str().is_empty() => PathBuf::from(f.as_os_str()),
             (Some(f), _) => Path::new(f.as_os_str()).join(rest),
             (None, _) => continue,
         };
