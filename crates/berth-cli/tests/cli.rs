@@ -538,11 +538,26 @@ fn run_it_uses_a_raw_terminal_and_detaches_on_ctrl_p_ctrl_q() {
         .stderr(slave.try_clone().unwrap())
         .spawn()
         .unwrap();
+    // read the terminal in a thread, so that a failure cannot hang the test
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
     let mut seen = Vec::new();
-    let mut buf = [0u8; 256];
     while !seen.ends_with(b"/ # ") {
-        let n = master.read(&mut buf).unwrap();
-        seen.extend_from_slice(&buf[..n]);
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(b) => seen.extend_from_slice(&b),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no prompt on the terminal: {:?}", text(&seen));
+            }
+        }
     }
     let raw = tcgetattr(slave.as_fd()).unwrap();
     assert!(!raw.local_flags.contains(LocalFlags::ICANON) && !raw.local_flags.contains(LocalFlags::ECHO), "raw while attached");
