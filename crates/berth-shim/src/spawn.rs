@@ -174,8 +174,9 @@ fn start(opts: &SpawnOptions) -> Result<ShimHandle, ShimError> {
             if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            // ...and nothing else of the caller's leaks into the shim.
-            libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+            // ...and nothing else of the caller's leaks into the shim (marked,
+            // not closed: std's own exec-error pipe must live until exec).
+            libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
             Ok(())
         });
     }

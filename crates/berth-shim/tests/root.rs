@@ -255,6 +255,30 @@ async fn stdin_goes_through_attach_and_eof_closes_it() {
 }
 
 #[tokio::test]
+async fn detach_keys_end_an_attach_but_not_the_container() {
+    let c = Ctr::new("detach").stdin().args(&["cat"]);
+    c.spawn().unwrap();
+    let client = c.client();
+    // Without StdinOnce: detaching leaves the container's stdin open (with
+    // it, docker closes stdin on detach too).
+    let keys = AttachOptions { stdin: true, stdin_once: false, detach_keys: Some(vec![0x10, 0x11]), ..all() };
+    let mut a = client.attach(keys).await.unwrap();
+    client.start().await.unwrap();
+    // A lone ctrl-p goes through; ctrl-p ctrl-q detaches (the stream
+    // ends) and is not sent, nor is what follows it.
+    a.write_all(b"a\x10b\x10\x11c").await.unwrap();
+    read_to_end(a).await;
+    assert_eq!(client.status().await.unwrap().phase, Phase::Running);
+    let mut b = client.attach(AttachOptions { stdin: true, stdin_once: true, ..all() }).await.unwrap();
+    b.write_all(b"z\n").await.unwrap();
+    b.shutdown().await.unwrap();
+    let out = demux(&read_to_end(b).await).0;
+    assert!(out.ends_with("z\n") && !out.contains('c'), "{out:?}");
+    assert_eq!(tokio::time::timeout(T, client.wait()).await.unwrap().unwrap().code, 0);
+    assert_eq!(lines(&c.read_log(ReadOptions::default())), ["a\x10bz\n"]);
+}
+
+#[tokio::test]
 async fn tty_is_raw_and_resizable() {
     let c = Ctr::new("tty").tty().stdin().sh("stty size; read x; stty size; echo done");
     c.spawn().unwrap();
@@ -333,6 +357,12 @@ async fn failed_start_reports_the_runtime_error_and_leaves_nothing() {
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         assert!(!String::from_utf8_lossy(&cmd).contains(&dir), "a shim is left: {}", e.path().display());
     }
+    // No shim binary.
+    let mut c = Ctr::new("noshim").args(&["true"]);
+    c.opts.shim_binary = "/nonexistent/berth-shim".into();
+    let err = c.spawn().unwrap_err();
+    assert!(matches!(err, ShimError::Exec { .. }), "{err}");
+    assert!(!c.opts.state_dir.exists());
     // A bad log driver setting fails before anything starts.
     let c = Ctr::new("badlog").args(&["true"]).log(|l| l.driver = LogDriver::Syslog).log(|l| {
         l.syslog.address = Some("unixgram:///nonexistent/berth-test.sock".into());
