@@ -160,6 +160,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         images,
         events: crate::events::Events::new(),
         waits: Default::default(),
+        pending: Default::default(),
+        backoffs: Default::default(),
+        execs: Default::default(),
         started: std::time::Instant::now(),
     });
     daemon.clone().restore().await;

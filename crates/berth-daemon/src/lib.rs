@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod routes;
 pub mod server;
+pub mod shim;
 pub mod system;
 
 use std::sync::Arc;
@@ -36,5 +37,8 @@ pub struct Daemon {
     pub images: Arc<ImageStore>,
     pub events: Events,
     pub waits: crate::containers::ops::Waits,
+    pub pending: crate::containers::run::PendingAttaches,
+    pub backoffs: std::sync::Mutex<std::collections::HashMap<String, std::time::Duration>>,
+    pub execs: crate::containers::exec::Execs,
     pub started: std::time::Instant,
 }

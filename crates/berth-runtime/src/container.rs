@@ -340,6 +340,7 @@ impl Runtime {
         };
         if pid != first {
             guard.pids.push(pid);
+            parent.send(&Msg::Continue)?;
             let _ = nix::sys::wait::waitpid(Pid::from_raw(first), None);
             guard.pids.retain(|p| *p != first);
         }
@@ -442,6 +443,9 @@ impl Runtime {
             return Err(ContainerError::Status { id: id.to_owned(), status, action: "start" });
         }
         let dir = self.dir(id)?;
+        // Read the hooks before releasing init: a short-lived container can
+        // be gone, and its state deleted by its reaper, right after.
+        let config = self.saved_spec(id)?;
         let fifo = dir.fifo();
         let fd = nix::fcntl::open(
             &fifo,
@@ -472,7 +476,6 @@ impl Runtime {
             }
         }
         let _ = std::fs::remove_file(&fifo);
-        let config = self.saved_spec(id)?;
         let hs = HookState {
             oci_version: OCI_VERSION,
             id,
@@ -647,6 +650,7 @@ impl Runtime {
             };
             if pid != first {
                 pids.push(pid);
+                parent.send(&Msg::Continue)?;
                 let _ = nix::sys::wait::waitpid(Pid::from_raw(first), None);
             }
             let mut terminal_fd = None;

@@ -242,7 +242,11 @@ fn stage1(plan: &InitPlan, chan: &Channel) -> Result<Never, InitError> {
                 // SAFETY: see `run`.
                 unsafe { libc::_exit(0) }
             }
-            nix::unistd::ForkResult::Child => {}
+            nix::unistd::ForkResult::Child => {
+                // Let our parent's Pid report reach the runtime before any
+                // message of ours does.
+                expect_continue(chan, "the pid report")?;
+            }
         }
     } else {
         chan.send(&Msg::Pid(std::process::id() as i32))?;
@@ -601,8 +605,35 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
 }
 
 fn exec(program: &CString, p: &ProcessPlan) -> InitError {
+    reset_signals();
     let errno = nix::unistd::execve(program, &p.args, &p.env).unwrap_err();
     InitError::Exec { path: program.to_string_lossy().into_owned(), errno }
+}
+
+/// The container's process starts with every signal unblocked and at its
+/// default action: exec keeps ignored signals ignored and the mask as is,
+/// and the runtime's caller (a CLI ignoring SIGPIPE, a shim blocking
+/// signals) must not leak those into the container.
+fn reset_signals() {
+    // The raw syscall: glibc refuses to touch 32 and 33 (its own), which a
+    // caller may still have left ignored.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let act = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid struct; nothing runs in between.
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &act as *const KernelSigaction, std::ptr::null::<u8>(), 8usize) };
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
 }
 
 /// Borrow a raw fd for the duration of a call.

@@ -837,3 +837,13 @@ fn docker_default_profile_blocks_namespace_escapes_even_with_caps() {
     let out = ok(&b.run());
     assert!(out.contains("unshare-refused") && out.contains("mount-refused"), "{out}");
 }
+
+#[test]
+fn signals_start_at_their_defaults() {
+    // The runtime's own caller may ignore SIGPIPE or block signals; the
+    // container must not inherit that.
+    let b = Bundle::new("sigdefaults").args(&["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"]);
+    let out = ok(&b.run());
+    assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");
+    assert!(out.contains("SigIgn:\t0000000000000000"), "{out}");
+}

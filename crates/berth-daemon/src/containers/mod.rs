@@ -2,7 +2,9 @@
 //! `/containers/*` routes do. The running side (shims, logs, attach) lives
 //! in [`run`].
 
+pub mod exec;
 pub mod fs;
+pub mod health;
 pub mod names;
 pub mod oci;
 pub mod ops;

@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod images;
+pub mod run;
 pub mod system;
 
 use axum::Router;
@@ -25,6 +26,7 @@ pub fn router(d: Shared) -> Router {
         .merge(system::router())
         .merge(containers::router())
         .merge(images::router())
+        .merge(run::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .layer(axum::middleware::from_fn(check_version))
         .with_state(d)

@@ -141,8 +141,13 @@ pub fn detach_keys(spec: &str) -> ApiResult<Vec<u8>> {
     Ok(out)
 }
 
-/// Answer 101 and splice the upgraded connection onto `stream`.
-fn hijack(mut req: Request, tty: bool, stream: tokio::net::UnixStream) -> ApiResult<Response> {
+/// Answer 101 and splice the upgraded connection onto `stream` (which may
+/// come later: an attach made before the container starts).
+fn hijack(
+    mut req: Request,
+    tty: bool,
+    stream: impl std::future::Future<Output = ApiResult<tokio::net::UnixStream>> + Send + 'static,
+) -> ApiResult<Response> {
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     if !wants_upgrade {
         return Err(ApiError::invalid("this endpoint hijacks the connection: send Connection: Upgrade, Upgrade: tcp"));
@@ -153,8 +158,20 @@ fn hijack(mut req: Request, tty: bool, stream: tokio::net::UnixStream) -> ApiRes
         match upgrade.await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
-                let mut shim = stream;
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
+                match stream.await {
+                    Ok(mut shim) => {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut shim).await;
+                    }
+                    Err(e) => {
+                        // docker's stream type 3: an error for the client.
+                        use tokio::io::AsyncWriteExt;
+                        let msg = e.message.into_bytes();
+                        let mut frame = vec![3u8, 0, 0, 0];
+                        frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+                        frame.extend_from_slice(&msg);
+                        let _ = client.write_all(&frame).await;
+                    }
+                }
             }
             Err(e) => tracing::debug!("upgrade failed: {e}"),
         }
@@ -283,7 +300,7 @@ async fn exec_start(State(d): State<Shared>, Path(id): Path<String>, req: Reques
     let (stream, tty) = crate::shim::start_exec(&d, &id, detach, start.tty).await?;
     match stream {
         None => Ok(StatusCode::OK.into_response()),
-        Some(s) => hijack(req, tty, s),
+        Some(s) => hijack(req, tty, async move { Ok(s) }),
     }
 }
 
