@@ -330,10 +330,20 @@ fn add_process_joins_every_hierarchy() {
     cg.add_process(child.pid).unwrap();
     let entries = parse_proc_cgroup(&read(&PathBuf::from(format!("/proc/{}/cgroup", child.pid)))).unwrap();
     let want = cg.path().as_str();
-    for e in &entries {
+    // Only mounted hierarchies can be managed (a v1 hierarchy can outlive
+    // its last mount); every one of those must hold the child.
+    let mounted = |e: &berth_cgroups::ProcCgroup| {
+        e.controllers.is_empty() && h.unified().is_some()
+            || h.v1_mounts().iter().any(|m| {
+                m.name.as_deref().map(|n| e.controllers.iter().any(|c| c == &format!("name={n}"))).unwrap_or(false)
+                    || m.controllers.iter().any(|c| e.controllers.iter().any(|x| x == c.v1_name()))
+            })
+    };
+    let managed: Vec<_> = entries.iter().filter(|e| mounted(e)).collect();
+    for e in &managed {
         assert_eq!(e.path, want, "hierarchy {:?}", e.controllers);
     }
-    assert_eq!(entries.len(), cg.dirs().len());
+    assert_eq!(managed.len(), cg.dirs().len());
     assert_eq!(cg.procs().unwrap(), [child.pid]);
     child.start();
 }
