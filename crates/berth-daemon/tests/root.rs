@@ -323,3 +323,114 @@ fn concurrent_clients_create_start_remove() {
     let shims = std::fs::read_dir(d.exec_root().join("shims")).map(|r| r.count()).unwrap_or(0);
     assert_eq!(shims, 0);
 }
+
+#[test]
+fn init_runs_as_pid_1_and_reaps() {
+    if std::env::var_os("BERTH_INIT_PATH").is_none() {
+        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/build-init.sh")).output().expect("build berth-init");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // SAFETY: set before the daemon starts; tests read it only there.
+        unsafe { std::env::set_var("BERTH_INIT_PATH", String::from_utf8_lossy(&out.stdout).trim()) };
+    }
+    let d = daemon();
+    let id = create(
+        &d,
+        "withinit",
+        json!({"Image": "busybox", "Cmd": ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; (sleep 0.1 &); sleep 0.5; ps -o stat,comm | grep -c Z; exit 3"],
+               "HostConfig": {"Init": true}}),
+    );
+    assert_eq!(d.request("POST", &format!("/containers/{id}/start"), None).unwrap().status, 204);
+    let w = d.request("POST", &format!("/containers/{id}/wait"), None).unwrap().json();
+    assert_eq!(w["StatusCode"], 3);
+    let logs = d.request("GET", &format!("/containers/{id}/logs?stdout=1"), None).unwrap();
+    let text: String = String::from_utf8_lossy(&logs.body).chars().filter(|c| !c.is_control() || *c == '\n').collect();
+    assert!(text.contains("/sbin/docker-init -- sh -c"), "{text}");
+    // The orphaned sleep was reaped by init: no zombie left.
+    assert!(text.trim_end().ends_with('0'), "{text}");
+}
+
+/// `docker …` under a pseudo-terminal (script(1)), `input` typed in.
+fn docker_tty(d: &TestDaemon, cmdline: &str, input: &str) -> Option<Output> {
+    d.docker()?;
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{} {cmdline}", berth_testkit::daemon::DOCKER_CLI), "/dev/null"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = stdin.write_all(input.as_bytes());
+        std::thread::sleep(Duration::from_millis(700));
+    });
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn docker_cli_everyday_commands() {
+    let d = daemon();
+    let Some(_) = docker(&d, &["version"]) else { return };
+    let dk = |args: &[&str]| docker(&d, args).unwrap();
+    // run -it: a terminal inside, input typed at it.
+    let o = docker_tty(&d, "run -it --rm busybox sh -c 'tty; read x; echo got:$x'", "hello\r").unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/dev/pts/0") && out.contains("got:hello"), "{out}");
+    // A long-running container for the rest.
+    ok(&dk(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"]));
+    let o = docker_tty(&d, "exec -it web sh -c 'tty; read y; echo exec:$y'", "abc\r").unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/dev/pts/") && out.contains("exec:abc"), "{out}");
+    assert_eq!(ok(&dk(&["inspect", "-f", "{{.State.Status}} {{.Name}}", "web"])), "running /web\n");
+    let pid: i64 = ok(&dk(&["inspect", "-f", "{{.State.Pid}}", "web"])).trim().parse().unwrap();
+    assert!(pid > 0);
+    let top = ok(&dk(&["top", "web"]));
+    assert!(top.contains("sh -c"), "{top}");
+    let stats = ok(&dk(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "web"]));
+    assert!(stats.starts_with("web "), "{stats}");
+    // logs -f follows until the container stops.
+    let mut follow = d.docker().unwrap();
+    let follower = follow.args(["logs", "-f", "web"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    ok(&dk(&["stop", "-t", "1", "web"]));
+    let followed = follower.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&followed.stdout).contains("line 2"));
+    // cp both ways, commit, images, save and load.
+    let tmp = d.dir.join("cp.txt");
+    std::fs::write(&tmp, "copied\n").unwrap();
+    ok(&dk(&["cp", tmp.to_str().unwrap(), "web:/root/cp.txt"]));
+    let back = d.dir.join("back.txt");
+    ok(&dk(&["cp", "web:/root/cp.txt", back.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied\n");
+    let diff = ok(&dk(&["diff", "web"]));
+    assert!(diff.contains("A /root/cp.txt"), "{diff}");
+    let image = ok(&dk(&["commit", "-m", "with a file", "web", "snap:1"]));
+    assert!(image.trim().starts_with("sha256:"));
+    assert_eq!(ok(&dk(&["run", "--rm", "snap:1", "cat", "/root/cp.txt"])), "copied\n");
+    let images = ok(&dk(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert!(images.contains("snap:1") && images.contains("busybox:latest"), "{images}");
+    let tar = d.dir.join("snap.tar");
+    ok(&dk(&["save", "-o", tar.to_str().unwrap(), "snap:1"]));
+    ok(&dk(&["rmi", "snap:1"]));
+    let loaded = ok(&dk(&["load", "-i", tar.to_str().unwrap()]));
+    assert!(loaded.contains("Loaded image: snap:1"), "{loaded}");
+    // attach to a running container: its output arrives.
+    ok(&dk(&["start", "web"]));
+    let mut attach = d.docker().unwrap();
+    let attached = attach.args(["attach", "--no-stdin", "--sig-proxy=false", "web"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    ok(&dk(&["stop", "-t", "1", "web"]));
+    let attached = attached.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&attached.stdout).contains("line "), "nothing came through attach");
+    // events saw the life of `web`.
+    let events = ok(&dk(&["events", "--since", "0", "--until", "0s", "--filter", "container=web", "--format", "{{.Action}}"]));
+    for want in ["create", "start", "die", "stop", "commit"] {
+        assert!(events.lines().any(|l| l == want), "no {want} in {events}");
+    }
+    ok(&dk(&["rm", "-f", "web"]));
+    assert_eq!(ok(&dk(&["ps", "-aq"])), "");
+}

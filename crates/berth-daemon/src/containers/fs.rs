@@ -219,8 +219,8 @@ pub fn extract_into(root: &Path, dir: &str, input: impl Read, no_overwrite_dir_n
         }
         std::fs::create_dir_all(&parent_host).map_err(|e| ApiError::internal(format!("create {}: {e}", parent.display())))?;
         let dest = parent_host.join(inside.file_name().unwrap_or_default());
-        if no_overwrite_dir_non_dir {
-            if let Ok(existing) = std::fs::symlink_metadata(&dest) {
+        if no_overwrite_dir_non_dir
+            && let Ok(existing) = std::fs::symlink_metadata(&dest) {
                 let is_dir = entry.header().entry_type().is_dir();
                 if existing.is_dir() != is_dir {
                     return Err(ApiError::invalid(format!(
@@ -231,7 +231,6 @@ pub fn extract_into(root: &Path, dir: &str, input: impl Read, no_overwrite_dir_n
                     )));
                 }
             }
-        }
         entry.unpack(&dest).map_err(|e| ApiError::internal(format!("extract {}: {e}", inside.display())))?;
     }
     Ok(())

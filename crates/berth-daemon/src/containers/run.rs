@@ -21,9 +21,12 @@ use crate::error::{ApiError, ApiResult};
 
 /// Attaches made before the container started (`docker run` attaches,
 /// then starts): handed their stream when the shim is up.
+/// One attach waiting for its container to start.
+type Pending = (AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>);
+
 #[derive(Default)]
 pub struct PendingAttaches {
-    map: Mutex<HashMap<String, Vec<(AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>)>>>,
+    map: Mutex<HashMap<String, Vec<Pending>>>,
 }
 
 impl PendingAttaches {
@@ -33,7 +36,7 @@ impl PendingAttaches {
         rx
     }
 
-    fn take(&self, id: &str) -> Vec<(AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>)> {
+    fn take(&self, id: &str) -> Vec<Pending> {
         self.map.lock().expect("pending lock").remove(id).unwrap_or_default()
     }
 }
@@ -73,6 +76,7 @@ impl Daemon {
         );
         let images = self.images.clone();
         let c = c.clone();
+        let init_path = self.config.init_path.clone();
         let cgroups_path = format!(
             "/{}/{}",
             c.host_config.cgroup_parent.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| self.config.cgroup_parent.clone()).trim_matches('/'),
@@ -89,9 +93,7 @@ impl Daemon {
                 write(&hostname_file, format!("{hostname}\n"))?;
                 write(
                     &hosts_file,
-                    format!(
-                        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-                    ),
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string(),
                 )?;
                 let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
                 write(&resolv, host_resolv)?;
@@ -115,6 +117,17 @@ impl Daemon {
                     ipc_container_pid: ipc_pid,
                     cgroup_v2: matches!(berth_cgroups::Hierarchy::detect().map(|h| h.mode()), Ok(berth_cgroups::Mode::Unified)),
                     seccomp: super::oci::seccomp_for(&c.host_config, &caps)?,
+                    init: if c.host_config.init == Some(true) {
+                        if !super::oci::is_static_elf(&init_path) {
+                            return Err(ApiError::invalid(format!(
+                                "--init: {} is not a static binary (build it with scripts/build-init.sh, or set init-path)",
+                                init_path.display()
+                            )));
+                        }
+                        Some(init_path.clone())
+                    } else {
+                        None
+                    },
                 };
                 let spec = super::oci::build(&c, &input)?;
                 std::fs::create_dir_all(&bundle).map_err(|e| ApiError::internal(format!("create bundle: {e}")))?;
@@ -599,11 +612,10 @@ impl Daemon {
                     };
                     let mut c = h.lock().await;
                     let exit = restart::Exit { code: c.state.exit_code, manually_stopped: c.manually_stopped, restart_count: c.restart_count, daemon_starting: true };
-                    if c.state.status == Status::Exited && restart::should_restart(c.host_config.restart_policy.as_ref(), exit) {
-                        if let Err(e) = self.start_locked(&mut c).await {
+                    if c.state.status == Status::Exited && restart::should_restart(c.host_config.restart_policy.as_ref(), exit)
+                        && let Err(e) = self.start_locked(&mut c).await {
                             tracing::warn!(container = %id, "restart at daemon start: {e}");
                         }
-                    }
                 }
             }
         }
@@ -612,7 +624,7 @@ impl Daemon {
             let mut c = h.lock().await;
             if c.state.status == Status::Exited && c.has_been_started && !c.manually_stopped
                 && restart::name(c.host_config.restart_policy.as_ref()) == berth_api::models::RestartPolicyNameEnum::ALWAYS
-                && !crate::shim::connect(&self.shim_dir(&c.id)).await.is_ok()
+                && crate::shim::connect(&self.shim_dir(&c.id)).await.is_err()
             {
                 let id = c.id.clone();
                 if let Err(e) = self.start_locked(&mut c).await {

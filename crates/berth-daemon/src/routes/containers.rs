@@ -90,9 +90,12 @@ async fn changes(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<R
 
 async fn export(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
     let h = d.container(&id)?;
-    let cid = h.lock().await.id.clone();
+    let (cid, name) = {
+        let c = h.lock().await;
+        (c.id.clone(), c.name.clone())
+    };
     let (images, target) = (d.images.clone(), d.rootfs_dir(&cid));
-    d.events.container(&cid, "export", &[]);
+    d.events.container(&cid, "export", &[("name", &name)]);
     Ok(super::images::blocking_body("application/x-tar", move |w| {
         fs::with_rootfs(&images, &cid, &target, |root| Ok(berth_image::store::ImageStore::export_rootfs(root, w)?))
     }))
@@ -123,7 +126,7 @@ async fn archive_get(State(d): State<Shared>, Path(id): Path<String>, Query(q): 
     // Stat first, so a missing path is a 404 before the stream starts.
     let (p2, c2, t2, i2) = (path.clone(), cid.clone(), target.clone(), images.clone());
     let stat = tokio::task::spawn_blocking(move || {
-        fs::with_rootfs(&i2, &c2, &t2, |root| fs::path_stat(&fs::resolve_in_root(root, &p2, !p2.ends_with("/.") && false)?, &p2))
+        fs::with_rootfs(&i2, &c2, &t2, |root| fs::path_stat(&fs::resolve_in_root(root, &p2, false)?, &p2))
     })
     .await??;
     let mut resp = super::images::blocking_body("application/x-tar", move |w| {
@@ -200,7 +203,7 @@ async fn commit(State(d): State<Shared>, Query(q): Q, body: axum::body::Bytes) -
         images.commit(&cid, &image, &opts, p)
     })
     .await??;
-    d.events.container(&c.id, "commit", &[("imageID", &id.to_string())]);
+    d.events.container(&c.id, "commit", &[("name", &c.name), ("imageID", &id.to_string())]);
     Ok((StatusCode::CREATED, axum::Json(json!({"Id": id.to_string()}))).into_response())
 }
 
