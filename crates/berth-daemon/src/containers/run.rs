@@ -88,7 +88,7 @@ impl Daemon {
                 let (hostname_file, hosts_file, resolv) = super::oci::etc_files(&dir);
                 let hostname = c.config.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| c.id[..12].to_owned());
                 let write = |p: &PathBuf, data: String| {
-                    berth_sys::fs::write_atomic(p, data.as_bytes()).map_err(|e| ApiError::internal(e.to_string()))
+                    berth_sys::fs::write_replace(p, data.as_bytes()).map_err(|e| ApiError::internal(e.to_string()))
                 };
                 write(&hostname_file, format!("{hostname}\n"))?;
                 write(
@@ -131,7 +131,7 @@ impl Daemon {
                 };
                 let spec = super::oci::build(&c, &input)?;
                 std::fs::create_dir_all(&bundle).map_err(|e| ApiError::internal(format!("create bundle: {e}")))?;
-                berth_sys::fs::write_atomic(&bundle.join("config.json"), spec.to_string().as_bytes())
+                berth_sys::fs::write_replace(&bundle.join("config.json"), spec.to_string().as_bytes())
                     .map_err(|e| ApiError::internal(e.to_string()))?;
                 Ok(bundle.clone())
             })();
@@ -175,12 +175,15 @@ impl Daemon {
         c: &'a mut Container,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<()>> + Send + 'a>> {
         Box::pin(async move {
+            let t0 = Instant::now();
             let bundle = match self.prepare_bundle(c).await {
                 Ok(b) => b,
                 Err(e) => return Err(self.record_start_failure(c, e)),
             };
             let log_path = self.containers.container_dir(&c.id).join(format!("{}-json.log", c.id));
+            let t1 = Instant::now();
             let spawned = crate::shim::spawn(self, c, &bundle, &log_path).await;
+            let t2 = Instant::now();
             let client = match spawned {
                 Ok(client) => client,
                 Err(e) => {
@@ -198,6 +201,8 @@ impl Daemon {
                     return Err(self.record_start_failure(c, e));
                 }
             };
+            let t3 = Instant::now();
+            tracing::debug!(bundle = ?(t1 - t0), spawn = ?(t2 - t1), start = ?(t3 - t2), "start timings");
             c.run += 1;
             c.state.status = Status::Running;
             c.state.pid = pid;
