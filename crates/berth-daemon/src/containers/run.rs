@@ -348,8 +348,20 @@ impl Daemon {
             c.manually_stopped = true;
             self.containers.save(&c)?;
         }
+        // Like docker, SIGKILL returns once the container is gone (or after
+        // 10 s), so a remove right after a kill finds it stopped.
+        let sigkill = sig == nix::sys::signal::Signal::SIGKILL;
+        let rx = sigkill.then(|| self.waits.subscribe(&c.id, WaitState::default));
+        let exits = rx.as_ref().map_or(0, |rx| rx.borrow().exits);
         self.signal(&c.id, sig, false)?;
+        if sigkill && c.state.status == Status::Paused {
+            let _ = self.runtime().resume(&c.id);
+        }
         self.events.container(&c.id, "kill", &[("name", &c.name), ("signal", &(sig as i32).to_string())]);
+        drop(c);
+        if let Some(mut rx) = rx {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|w| w.exits > exits)).await;
+        }
         Ok(())
     }
 
