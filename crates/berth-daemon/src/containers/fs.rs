@@ -221,17 +221,15 @@ pub fn extract_into(root: &Path, dir: &str, input: impl Read, no_overwrite_dir_n
         }
         std::fs::create_dir_all(&parent_host).map_err(|e| ApiError::internal(format!("create {}: {e}", parent.display())))?;
         let dest = parent_host.join(inside.file_name().unwrap_or_default());
-        if no_overwrite_dir_non_dir {
-            if let Ok(existing) = std::fs::symlink_metadata(&dest) {
-                let is_dir = entry.header().entry_type().is_dir();
-                if existing.is_dir() != is_dir {
-                    return Err(ApiError::invalid(format!(
-                        "cannot overwrite {} {} with {}",
-                        if existing.is_dir() { "directory" } else { "non-directory" },
-                        inside.display(),
-                        if is_dir { "directory" } else { "non-directory" }
-                    )));
-                }
+        if no_overwrite_dir_non_dir && let Ok(existing) = std::fs::symlink_metadata(&dest) {
+            let is_dir = entry.header().entry_type().is_dir();
+            if existing.is_dir() != is_dir {
+                return Err(ApiError::invalid(format!(
+                    "cannot overwrite {} {} with {}",
+                    if existing.is_dir() { "directory" } else { "non-directory" },
+                    inside.display(),
+                    if is_dir { "directory" } else { "non-directory" }
+                )));
             }
         }
         entry.unpack(&dest).map_err(|e| ApiError::internal(format!("extract {}: {e}", inside.display())))?;

@@ -460,10 +460,8 @@ pub fn build(c: &Container, input: &SpecInput) -> Result<Value, ApiError> {
     if let Some(s) = hc.sysctls.as_ref().filter(|s| !s.is_empty()) {
         linux["sysctl"] = json!(s);
     }
-    if !privileged {
-        if let Some(profile) = &input.seccomp {
-            linux["seccomp"] = profile.clone();
-        }
+    if !privileged && let Some(profile) = &input.seccomp {
+        linux["seccomp"] = profile.clone();
     }
 
     let mut spec = json!({

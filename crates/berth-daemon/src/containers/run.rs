@@ -19,11 +19,14 @@ use super::store::Container;
 use crate::Daemon;
 use crate::error::{ApiError, ApiResult};
 
+/// One waiting attach: its options, and where its stream goes.
+type PendingAttach = (AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>);
+
 /// Attaches made before the container started (`docker run` attaches,
 /// then starts): handed their stream when the shim is up.
 #[derive(Default)]
 pub struct PendingAttaches {
-    map: Mutex<HashMap<String, Vec<(AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>)>>>,
+    map: Mutex<HashMap<String, Vec<PendingAttach>>>,
 }
 
 impl PendingAttaches {
@@ -33,7 +36,7 @@ impl PendingAttaches {
         rx
     }
 
-    fn take(&self, id: &str) -> Vec<(AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>)> {
+    fn take(&self, id: &str) -> Vec<PendingAttach> {
         self.map.lock().expect("pending lock").remove(id).unwrap_or_default()
     }
 }
@@ -89,9 +92,7 @@ impl Daemon {
                 write(&hostname_file, format!("{hostname}\n"))?;
                 write(
                     &hosts_file,
-                    format!(
-                        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-                    ),
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_owned(),
                 )?;
                 let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
                 write(&resolv, host_resolv)?;
@@ -611,10 +612,11 @@ impl Daemon {
                     };
                     let mut c = h.lock().await;
                     let exit = restart::Exit { code: c.state.exit_code, manually_stopped: c.manually_stopped, restart_count: c.restart_count, daemon_starting: true };
-                    if c.state.status == Status::Exited && restart::should_restart(c.host_config.restart_policy.as_ref(), exit) {
-                        if let Err(e) = self.start_locked(&mut c).await {
-                            tracing::warn!(container = %id, "restart at daemon start: {e}");
-                        }
+                    if c.state.status == Status::Exited
+                        && restart::should_restart(c.host_config.restart_policy.as_ref(), exit)
+                        && let Err(e) = self.start_locked(&mut c).await
+                    {
+                        tracing::warn!(container = %id, "restart at daemon start: {e}");
                     }
                 }
             }
@@ -624,7 +626,7 @@ impl Daemon {
             let mut c = h.lock().await;
             if c.state.status == Status::Exited && c.has_been_started && !c.manually_stopped
                 && restart::name(c.host_config.restart_policy.as_ref()) == berth_api::models::RestartPolicyNameEnum::ALWAYS
-                && !crate::shim::connect(&self.shim_dir(&c.id)).await.is_ok()
+                && crate::shim::connect(&self.shim_dir(&c.id)).await.is_err()
             {
                 let id = c.id.clone();
                 if let Err(e) = self.start_locked(&mut c).await {

@@ -127,7 +127,7 @@ async fn archive_get(State(d): State<Shared>, Path(id): Path<String>, Query(q): 
     // Stat first, so a missing path is a 404 before the stream starts.
     let (p2, c2, t2, i2) = (path.clone(), cid.clone(), target.clone(), images.clone());
     let stat = tokio::task::spawn_blocking(move || {
-        fs::with_rootfs(&i2, &c2, &t2, |root| fs::path_stat(&fs::resolve_in_root(root, &p2, !p2.ends_with("/.") && false)?, &p2))
+        fs::with_rootfs(&i2, &c2, &t2, |root| fs::path_stat(&fs::resolve_in_root(root, &p2, false)?, &p2))
     })
     .await??;
     let mut resp = super::images::blocking_body("application/x-tar", move |w| {

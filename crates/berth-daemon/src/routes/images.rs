@@ -181,7 +181,7 @@ async fn save_many(State(d): State<Shared>, axum::extract::RawQuery(raw): axum::
         .unwrap_or_default()
         .split('&')
         .filter_map(|kv| kv.strip_prefix("names="))
-        .map(|v| percent_decode(v))
+        .map(percent_decode)
         .collect();
     if names.is_empty() {
         return Err(ApiError::invalid("no images named"));
