@@ -32,7 +32,7 @@ const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
 const BOLLARD_VERSION: &str = "=0.21.1";
 
 /// How long one test file may run before it counts as hung.
-const FILE_TIMEOUT: Duration = Duration::from_secs(600);
+const FILE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Test files run, each with the tests it skips and why.
 const FILES: &[(&str, &[(&str, &str)])] = &[
@@ -51,7 +51,14 @@ const FILES: &[(&str, &[(&str, &str)])] = &[
             ("integration_test_build_image", "builds a Dockerfile with pull=true: no builder yet, and the pull needs a registry"),
         ],
     ),
-    ("system_test", &[]),
+    (
+        "system_test",
+        &[(
+            "integration_test_events",
+            "expects its events request in before a registry pull ends: a pull answered from the store \
+             can win that race, and the test then waits forever",
+        )],
+    ),
     ("version_test", &[("test_downversioning", "talks to /var/run/docker.sock, not DOCKER_HOST")]),
 ];
 
@@ -290,6 +297,10 @@ fn make_images(d: &TestDaemon) {
 // ---- running a file --------------------------------------------------------------
 
 fn run_file(file: &str) {
+    // One file at a time: they take seconds, and some of bollard's tests
+    // have timeouts a loaded machine could miss.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let skips = FILES.iter().find(|(f, _)| *f == file).map(|(_, s)| *s).unwrap_or_default();
     let b = built();
     let exe = b.executables.get(file).unwrap_or_else(|| panic!("no test executable for {file}: {:?}", b.executables));
