@@ -433,4 +433,111 @@ fn docker_cli_everyday_commands() {
     }
     ok(&dk(&["rm", "-f", "web"]));
     assert_eq!(ok(&dk(&["ps", "-aq"])), "");
+// ---- what bollard's tests found ------------------------------------------------
+
+fn busybox_tar(d: &TestDaemon) -> Vec<u8> {
+    std::fs::read(d.dir.join("busybox.tar")).expect("busybox tar of import_busybox")
+}
+
+#[test]
+fn import_and_commit_apply_every_change() {
+    let d = daemon();
+    // docker sends one `changes` parameter per --change.
+    let path = "/images/create?fromSrc=-&repo=multi&tag=1&changes=CMD%20%5B%22sh%22%5D&changes=EXPOSE%2080%2Ftcp";
+    let r = d.request("POST", path, Some(("application/x-tar", &busybox_tar(&d)))).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let img = d.request("GET", "/images/multi:1/json", None).unwrap().json();
+    assert_eq!(img["Config"]["Cmd"], json!(["sh"]));
+    assert!(img["Config"]["ExposedPorts"].get("80/tcp").is_some(), "{img}");
+    let id = create(&d, "tocommit", json!({"Image": "busybox", "Cmd": ["true"]}));
+    let r = d.request("POST", &format!("/commit?container={id}&repo=committed&changes=ENV%20A%3D1&changes=WORKDIR%20%2Ftmp"), None).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let img = d.request("GET", "/images/committed/json", None).unwrap().json();
+    assert!(img["Config"]["Env"].as_array().unwrap().contains(&json!("A=1")), "{img}");
+    assert_eq!(img["Config"]["WorkingDir"], "/tmp");
+}
+
+#[test]
+fn pull_of_an_image_in_the_store_reports_it_up_to_date() {
+    let d = daemon();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let r = d.request("POST", "/images/create?fromImage=busybox&tag=latest", None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let lines: Vec<Value> = r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0], json!({"status": "Pulling from library/busybox", "id": "latest"}));
+    assert_eq!(lines.last().unwrap()["status"], "Status: Image is up to date for busybox:latest");
+    // With no tag, docker pulls every tag: here, every tag the store has.
+    let r = d.request("POST", "/images/create?fromImage=busybox", None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(r#""id":"latest""#), "{}", r.text());
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 0.01;
+    let ev = d.request("GET", &format!("/events?since={since}&until={until}"), None).unwrap().text();
+    assert!(ev.lines().any(|l| serde_json::from_str::<Value>(l).unwrap()["Action"] == "pull"), "{ev}");
+    let r = d.request("POST", "/images/create?fromImage=nosuchimage&tag=latest", None).unwrap();
+    assert!(r.status >= 400, "{}", r.text());
+}
+
+#[test]
+fn sigkill_returns_once_the_container_is_gone() {
+    let d = daemon();
+    for paused in [false, true] {
+        let id = create(&d, &format!("killed{paused}"), json!({"Image": "busybox", "Cmd": ["sleep", "300"]}));
+        assert_eq!(d.request("POST", &format!("/containers/{id}/start"), None).unwrap().status, 204);
+        if paused {
+            assert_eq!(d.request("POST", &format!("/containers/{id}/pause"), None).unwrap().status, 204);
+        }
+        assert_eq!(d.request("POST", &format!("/containers/{id}/kill?signal=SIGKILL"), None).unwrap().status, 204);
+        // docker waits for the exit: a plain remove right after succeeds.
+        let r = d.request("DELETE", &format!("/containers/{id}"), None).unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+}
+
+#[test]
+fn resize_of_a_container_without_a_tty_is_a_no_op() {
+    let d = daemon();
+    let id = create(&d, "notty", json!({"Image": "busybox", "Cmd": ["sleep", "300"], "OpenStdin": true}));
+    assert_eq!(d.request("POST", &format!("/containers/{id}/resize?h=50&w=50"), None).unwrap().status, 409);
+    d.request("POST", &format!("/containers/{id}/start"), None).unwrap();
+    let r = d.request("POST", &format!("/containers/{id}/resize?h=50&w=50"), None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn archive_upload_takes_a_compressed_tar() {
+    let d = daemon();
+    let id = create(&d, "cpgz", json!({"Image": "busybox", "Cmd": ["true"]}));
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "readme.txt", &b"hello"[..]).unwrap();
+    let mut gz = Vec::new();
+    let mut w = berth_image::compression::compress(&mut gz, berth_image::compression::Compression::Gzip).unwrap();
+    w.write_all(&tar.into_inner().unwrap()).unwrap();
+    w.finish_write().unwrap();
+    let r = d.request("PUT", &format!("/containers/{id}/archive?path=/tmp"), Some(("application/x-tar", &gz))).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = d.request("GET", &format!("/containers/{id}/archive?path=/tmp/readme.txt"), None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut ar = tar::Archive::new(&r.body[..]);
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+    assert_eq!(s, "hello");
+}
+
+#[test]
+fn changes_hide_mount_points_and_are_null_when_nothing_changed() {
+    let d = daemon();
+    let id = create(&d, "unchanged", json!({"Image": "busybox", "Cmd": ["true"]}));
+    d.request("POST", &format!("/containers/{id}/start"), None).unwrap();
+    d.request("POST", &format!("/containers/{id}/wait"), None).unwrap();
+    let r = d.request("GET", &format!("/containers/{id}/changes"), None).unwrap();
+    assert_eq!((r.status, r.text().trim()), (200, "null"));
+    let id = create(&d, "changed", json!({"Image": "busybox", "Cmd": ["touch", "/tmp/x"]}));
+    d.request("POST", &format!("/containers/{id}/start"), None).unwrap();
+    d.request("POST", &format!("/containers/{id}/wait"), None).unwrap();
+    let r = d.request("GET", &format!("/containers/{id}/changes"), None).unwrap();
+    assert_eq!(r.json(), json!([{"Path": "/tmp", "Kind": 0}, {"Path": "/tmp/x", "Kind": 1}]));
 }

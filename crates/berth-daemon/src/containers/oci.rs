@@ -488,10 +488,9 @@ pub fn build(c: &Container, input: &SpecInput) -> Result<Value, ApiError> {
     if let Some(s) = hc.sysctls.as_ref().filter(|s| !s.is_empty()) {
         linux["sysctl"] = json!(s);
     }
-    if !privileged
-        && let Some(profile) = &input.seccomp {
-            linux["seccomp"] = profile.clone();
-        }
+    if !privileged && let Some(profile) = &input.seccomp {
+        linux["seccomp"] = profile.clone();
+    }
 
     let mut spec = json!({
         "ociVersion": "1.2.0",

@@ -162,9 +162,11 @@ impl Daemon {
             hc.memory_swap = Some(0);
         }
         if let Some(p) = &update.restart_policy
-            && hc.auto_remove == Some(true) && super::restart::name(Some(p)) != berth_api::models::RestartPolicyNameEnum::NO {
-                return Err(ApiError::invalid("Restart policy cannot be updated because AutoRemove is enabled for the container"));
-            }
+            && hc.auto_remove == Some(true)
+            && super::restart::name(Some(p)) != berth_api::models::RestartPolicyNameEnum::NO
+        {
+            return Err(ApiError::invalid("Restart policy cannot be updated because AutoRemove is enabled for the container"));
+        }
         if c.state.status.is_alive() {
             let tmp = Container { host_config: hc.clone(), ..c.clone() };
             let input = super::oci::SpecInput {
@@ -225,7 +227,7 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> ApiResult<Value> {
     let pid_col = titles
         .iter()
         .position(|t| *t == "PID")
-        .ok_or_else(|| ApiError::invalid("Couldn't find PID field in ps output".to_string()))?;
+        .ok_or_else(|| ApiError::invalid("Couldn't find PID field in ps output"))?;
     let mut procs = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().collect();

@@ -19,14 +19,14 @@ use super::store::Container;
 use crate::Daemon;
 use crate::error::{ApiError, ApiResult};
 
+/// One waiting attach: its options, and where its stream goes.
+type PendingAttach = (AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>);
+
 /// Attaches made before the container started (`docker run` attaches,
 /// then starts): handed their stream when the shim is up.
-/// One attach waiting for its container to start.
-type Pending = (AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>);
-
 #[derive(Default)]
 pub struct PendingAttaches {
-    map: Mutex<HashMap<String, Vec<Pending>>>,
+    map: Mutex<HashMap<String, Vec<PendingAttach>>>,
 }
 
 impl PendingAttaches {
@@ -36,7 +36,7 @@ impl PendingAttaches {
         rx
     }
 
-    fn take(&self, id: &str) -> Vec<Pending> {
+    fn take(&self, id: &str) -> Vec<PendingAttach> {
         self.map.lock().expect("pending lock").remove(id).unwrap_or_default()
     }
 }
@@ -93,7 +93,7 @@ impl Daemon {
                 write(&hostname_file, format!("{hostname}\n"))?;
                 write(
                     &hosts_file,
-                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string(),
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_owned(),
                 )?;
                 let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
                 write(&resolv, host_resolv)?;
@@ -366,8 +366,20 @@ impl Daemon {
             c.manually_stopped = true;
             self.containers.save(&c)?;
         }
+        // Like docker, SIGKILL returns once the container is gone (or after
+        // 10 s), so a remove right after a kill finds it stopped.
+        let sigkill = sig == nix::sys::signal::Signal::SIGKILL;
+        let rx = sigkill.then(|| self.waits.subscribe(&c.id, WaitState::default));
+        let exits = rx.as_ref().map_or(0, |rx| rx.borrow().exits);
         self.signal(&c.id, sig, false)?;
+        if sigkill && c.state.status == Status::Paused {
+            let _ = self.runtime().resume(&c.id);
+        }
         self.events.container(&c.id, "kill", &[("name", &c.name), ("signal", &(sig as i32).to_string())]);
+        drop(c);
+        if let Some(mut rx) = rx {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|w| w.exits > exits)).await;
+        }
         Ok(())
     }
 
@@ -617,10 +629,12 @@ impl Daemon {
                     };
                     let mut c = h.lock().await;
                     let exit = restart::Exit { code: c.state.exit_code, manually_stopped: c.manually_stopped, restart_count: c.restart_count, daemon_starting: true };
-                    if c.state.status == Status::Exited && restart::should_restart(c.host_config.restart_policy.as_ref(), exit)
-                        && let Err(e) = self.start_locked(&mut c).await {
-                            tracing::warn!(container = %id, "restart at daemon start: {e}");
-                        }
+                    if c.state.status == Status::Exited
+                        && restart::should_restart(c.host_config.restart_policy.as_ref(), exit)
+                        && let Err(e) = self.start_locked(&mut c).await
+                    {
+                        tracing::warn!(container = %id, "restart at daemon start: {e}");
+                    }
                 }
             }
         }

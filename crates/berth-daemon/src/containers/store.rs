@@ -179,9 +179,10 @@ impl ContainerStore {
         }
         let name = reference.strip_prefix('/').unwrap_or(reference);
         if let Some(id) = idx.names.get(name)
-            && let Some(h) = idx.by_id.get(id) {
-                return Lookup::Found(h.clone());
-            }
+            && let Some(h) = idx.by_id.get(id)
+        {
+            return Lookup::Found(h.clone());
+        }
         if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Lookup::NotFound;
         }

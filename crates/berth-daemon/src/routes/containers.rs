@@ -84,7 +84,11 @@ async fn changes(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<R
     let h = d.container(&id)?;
     let cid = h.lock().await.id.clone();
     let images = d.images.clone();
-    let list = tokio::task::spawn_blocking(move || images.diff(&cid)).await??;
+    let list = fs::hide_init_paths(tokio::task::spawn_blocking(move || images.diff(&cid)).await??);
+    // docker answers null, not [], when nothing changed.
+    if list.is_empty() {
+        return Ok(axum::Json(serde_json::Value::Null).into_response());
+    }
     Ok(axum::Json(list).into_response())
 }
 
@@ -152,7 +156,7 @@ async fn archive_put(State(d): State<Shared>, Path(id): Path<String>, Query(q): 
     Ok(StatusCode::OK.into_response())
 }
 
-async fn commit(State(d): State<Shared>, Query(q): Q, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn commit(State(d): State<Shared>, Query(q): Q, Query(pairs): Query<Vec<(String, String)>>, body: axum::body::Bytes) -> ApiResult<Response> {
     let reference = q.get("container").cloned().unwrap_or_default();
     let h = d.container(&reference)?;
     let c = h.lock().await.clone();
@@ -190,7 +194,7 @@ async fn commit(State(d): State<Shared>, Query(q): Q, body: axum::body::Bytes) -
         reference: reference_name,
         author: q.get("author").cloned().unwrap_or_default(),
         message: q.get("comment").cloned().unwrap_or_default(),
-        changes: q.get("changes").map(|c| c.split('\n').filter(|l| !l.is_empty()).map(str::to_owned).collect()).unwrap_or_default(),
+        changes: super::query_lines(&pairs, "changes"),
         config: image_config,
         container_id: c.id.clone(),
     };
