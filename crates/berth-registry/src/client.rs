@@ -166,9 +166,13 @@ impl Client {
         &self.options
     }
 
-    /// The HTTP client for a host: system roots plus `certs.d/<host>/*.crt`,
+    /// The HTTP client for a registry host: system roots plus `certs.d/<host>/*.crt`,
     /// a client certificate from `client.cert`/`client.key`, or no
     /// verification for an insecure registry.
+    pub fn http_client(&self, host: &str, insecure: bool) -> Result<reqwest::Client, Error> {
+        self.http(host, insecure)
+    }
+
     fn http(&self, host: &str, insecure: bool) -> Result<reqwest::Client, Error> {
         let key = (host.to_owned(), insecure);
         if let Some(c) = self.http.lock().unwrap().get(&key) {

@@ -34,7 +34,9 @@ pub struct GcReport {
 }
 
 /// What a stored manifest points at: blobs, child manifests, subject.
-fn references(data: &[u8]) -> (Vec<Digest>, Vec<Digest>, Option<Digest>) {
+type Refs = (Vec<Digest>, Vec<Digest>, Option<Digest>);
+
+fn references(data: &[u8]) -> Refs {
     let Ok(v) = serde_json::from_slice::<Value>(data) else { return Default::default() };
     let digest_of = |d: &Value| d.get("digest").and_then(Value::as_str).and_then(|s| s.parse::<Digest>().ok());
     let mut blobs = Vec::new();
@@ -54,7 +56,7 @@ pub fn gc(root: &Path, opts: &GcOptions) -> Result<GcReport, StorageError> {
     let mut marked: BTreeSet<Digest> = BTreeSet::new();
     for repo in s.repositories()? {
         let manifests = s.manifests(&repo)?;
-        let mut parsed: HashMap<Digest, (Vec<Digest>, Vec<Digest>, Option<Digest>)> = HashMap::new();
+        let mut parsed: HashMap<Digest, Refs> = HashMap::new();
         for m in &manifests {
             if let Ok(data) = s.read_blob(m) {
                 parsed.insert(m.clone(), references(&data));

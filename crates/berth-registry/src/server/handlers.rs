@@ -412,7 +412,8 @@ fn descriptor(v: &Value, what: &str) -> Result<(String, Digest), OciError> {
     let mt = o.get("mediaType").and_then(Value::as_str).ok_or_else(|| bad("mediaType missing"))?;
     let d = o.get("digest").and_then(Value::as_str).ok_or_else(|| bad("digest missing"))?;
     let d: Digest = d.parse().map_err(|e: berth_image::digest::DigestError| bad(&e.to_string()))?;
-    if !o.get("size").is_some_and(|s| s.as_i64().is_some_and(|n| n >= 0)) {
+    let size_ok = o.get("size").and_then(Value::as_i64).is_some_and(|n| n >= 0);
+    if !size_ok {
         return Err(bad("size missing or negative"));
     }
     Ok((mt.to_owned(), d))
