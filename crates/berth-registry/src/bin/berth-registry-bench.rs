@@ -3,6 +3,7 @@
 //!
 //! - `serve ADDR ROOT`: `berth registry serve --addr ADDR --root ROOT`;
 //! - `load ARCHIVE DATA_ROOT`: `docker load` into a store;
+//! - `tag DATA_ROOT SOURCE TARGET`: `docker tag`;
 //! - `push DATA_ROOT REF`, `pull DATA_ROOT REF`: berth's client, timed.
 //!
 //! Timed commands print their wall time in seconds on stdout.
@@ -14,7 +15,7 @@ use std::time::Instant;
 use berth_registry::server::{ServerConfig, serve};
 
 fn usage() -> ! {
-    eprintln!("usage: berth-registry-bench serve ADDR ROOT | load ARCHIVE DATA_ROOT | push DATA_ROOT REF | pull DATA_ROOT REF");
+    eprintln!("usage: berth-registry-bench serve ADDR ROOT | load ARCHIVE DATA_ROOT | tag DATA_ROOT SOURCE TARGET | push DATA_ROOT REF | pull DATA_ROOT REF");
     std::process::exit(2)
 }
 
@@ -35,6 +36,10 @@ fn main() {
             let r = store.load(std::fs::File::open(archive).expect("open archive")).expect("load");
             println!("{:.3}", t.elapsed().as_secs_f64());
             eprintln!("{}", r.lines.join("\n"));
+        }
+        ["tag", root, source, target] => {
+            let store = berth_image::store::ImageStore::open(Path::new(root)).expect("open store");
+            store.tag(source, target).expect("tag");
         }
         ["push", root, reference] | ["pull", root, reference] => {
             let store = Arc::new(berth_image::store::ImageStore::open(Path::new(root)).expect("open store"));
