@@ -397,8 +397,10 @@ impl Client {
     /// Fetch one layer blob into the content store; `Some(bytes received)`
     /// when it was fetched here, `None` when another pull stored it.
     async fn download(&self, repo: &Repo, store: &Arc<ImageStore>, j: &Job, progress: &Progress, sem: &tokio::sync::Semaphore) -> Result<Option<u64>, Error> {
-        let lock = inflight(&j.desc.digest);
-        let _one = lock.lock().await;
+        // Held until the writer thread below is done with the ingest: a
+        // cancelled pull's thread may still be writing buffered chunks (or
+        // committing) when the next pull of the same blob starts.
+        let one = inflight(&j.desc.digest).lock_owned().await;
         let content = store.content().clone();
         if content.exists(&j.desc.digest) {
             return Ok(None);
@@ -407,29 +409,44 @@ impl Client {
         let size = j.desc.size.max(0) as u64;
         let digest = j.desc.digest.clone();
         let ingest = format!("pull-{digest}");
-        let (c, i, alg) = (content.clone(), ingest.clone(), digest.algorithm());
-        let mut writer: Writer = blocking(move || c.writer(&i, alg)).await?;
-        if writer.offset() > size {
-            blocking(move || writer.abort()).await?;
+        let alg = digest.algorithm();
+        let open = |fresh: bool| {
             let (c, i) = (content.clone(), ingest.clone());
-            writer = blocking(move || c.writer(&i, alg)).await?;
+            blocking(move || -> Result<Writer, Error> {
+                let mut w = c.writer(&i, alg)?;
+                if fresh || w.offset() > size {
+                    w.abort()?;
+                    w = c.writer(&i, alg)?;
+                }
+                Ok(w)
+            })
+        };
+        let mut writer = open(false).await?;
+        if size > 0 && writer.offset() == size {
+            // Whole but not committed (a crash between the last byte and
+            // the rename): verify it, or fetch it again.
+            let d = digest.clone();
+            match blocking(move || writer.commit(Some(&d), Some(size))).await {
+                Ok(_) => {
+                    progress.send(ProgressMessage::layer(&j.short, "Download complete"));
+                    return Ok(Some(0));
+                }
+                Err(_) => writer = open(true).await?,
+            }
         }
         let url = repo.url(&format!("blobs/{digest}"));
         let offset = writer.offset();
-        let resp = self
-            .send(repo, Method::GET, &url, |rb| if offset > 0 && offset < size { rb.header(RANGE, format!("bytes={offset}-")) } else { rb })
-            .await?;
+        let resp = self.send(repo, Method::GET, &url, |rb| if offset > 0 { rb.header(RANGE, format!("bytes={offset}-")) } else { rb }).await?;
         let status = resp.status();
         if !status.is_success() {
             return Err(self.error_for(repo, &Method::GET, &url, resp, &format!("blob {digest}")).await);
         }
         let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT
             && resp.headers().get("content-range").and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim_start_matches("bytes ").starts_with(&format!("{offset}-")));
-        if offset > 0 && !resumed && offset < size {
+        if offset > 0 && !resumed {
             // The registry sent the whole blob: start over.
-            blocking(move || writer.abort()).await?;
-            let (c, i) = (content.clone(), ingest.clone());
-            writer = blocking(move || c.writer(&i, alg)).await?;
+            drop(writer);
+            writer = open(true).await?;
         }
         let start = writer.offset();
         j.shared.update(|s| {
@@ -439,46 +456,62 @@ impl Client {
         if start > 0 {
             tracing::info!(blob = %digest, offset = start, "resuming download");
         }
-        // Socket → bounded channel → blocking writer; the unpacker follows
-        // the file.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-        let shared = j.shared.clone();
-        let wtask = tokio::task::spawn_blocking(move || -> io::Result<Writer> {
-            while let Some(b) = rx.blocking_recv() {
-                writer.write_all(&b)?;
-                shared.update(|s| s.written += b.len() as u64);
+        // Socket → bounded channel → blocking writer, which commits on
+        // `Finish` (verifying digest and size) and otherwise, when the pull
+        // goes away, leaves the partial blob for the next one. The unpacker
+        // follows the file meanwhile.
+        enum Msg {
+            Data(bytes::Bytes),
+            Finish,
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(16);
+        let (shared, d, ing) = (j.shared.clone(), digest.clone(), ingest.clone());
+        let wtask = tokio::task::spawn_blocking(move || -> Result<(), Error> {
+            let _one = one;
+            while let Some(m) = rx.blocking_recv() {
+                match m {
+                    Msg::Data(b) => {
+                        writer.write_all(&b).map_err(|source| Error::Io { path: PathBuf::from(&ing), source })?;
+                        shared.update(|s| s.written += b.len() as u64);
+                    }
+                    Msg::Finish => {
+                        writer.commit(Some(&d), Some(size))?;
+                        return Ok(());
+                    }
+                }
             }
-            Ok(writer)
+            Err(Error::Cancelled { reference: d.to_string() })
         });
         let mut stream = resp.bytes_stream();
         let mut got = 0u64;
         let mut ticker = Ticker::new();
-        let mut send_err = None;
+        let mut failed = None;
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    send_err = Some(Error::Connect { method: "GET".into(), url: url.clone(), message: e.to_string() });
+                    failed = Some(Error::Connect { method: "GET".into(), url: url.clone(), message: e.to_string() });
                     break;
                 }
             };
             got += chunk.len() as u64;
-            if tx.send(chunk).await.is_err() {
+            if tx.send(Msg::Data(chunk)).await.is_err() {
                 break;
             }
             if ticker.due() {
                 progress.send(ProgressMessage::bytes(&j.short, "Downloading", start + got, size));
             }
         }
-        drop(tx);
-        let writer = wtask.await.expect("writer task panicked").map_err(|source| Error::Io { path: PathBuf::from(&ingest), source })?;
-        if let Some(e) = send_err {
-            drop(writer); // the partial blob stays for the next pull
-            return Err(e);
+        if failed.is_none() {
+            progress.send(ProgressMessage::layer(&j.short, "Verifying Checksum"));
+            let _ = tx.send(Msg::Finish).await;
         }
-        progress.send(ProgressMessage::layer(&j.short, "Verifying Checksum"));
-        let d = digest.clone();
-        blocking(move || writer.commit(Some(&d), Some(size))).await?;
+        drop(tx);
+        let written = wtask.await.expect("writer task panicked");
+        if let Some(e) = failed {
+            return Err(e); // the partial blob stays for the next pull
+        }
+        written?;
         progress.send(ProgressMessage::layer(&j.short, "Download complete"));
         Ok(Some(got))
     }

@@ -208,6 +208,11 @@ async fn basic_and_token_auth() {
         assert_eq!(c.login(&good, &host).await.unwrap().status, "Login Succeeded");
         let opts = PushOptions { auth: Some(good.clone()) };
         c.push(a.clone(), &name, &opts, &Progress::none()).await.unwrap();
+        // a mount reads the source repository: the token asks for both
+        let other = format!("{host}/private/copy:1");
+        a.tag(&name, &other).unwrap();
+        let r = c.push(a.clone(), &other, &opts, &Progress::none()).await.unwrap();
+        assert_eq!(r.mounted.len(), 1, "mode {i}");
         // Credentials from a docker config.json, as `login` would store them.
         let cfg = dir.path().join(format!("config{i}.json"));
         let mut f = DockerConfigFile::default();

@@ -1,7 +1,7 @@
 //! Benchmark and conformance helper for `bench/registry.sh`, until the
 //! `berth` CLI carries these commands:
 //!
-//! - `serve ADDR ROOT`: `berth registry serve --addr ADDR --root ROOT`;
+//! - `serve ADDR ROOT [basic|token HTPASSWD]`: `berth registry serve`;
 //! - `load ARCHIVE DATA_ROOT`: `docker load` into a store;
 //! - `tag DATA_ROOT SOURCE TARGET`: `docker tag`;
 //! - `push DATA_ROOT REF`, `pull DATA_ROOT REF`: berth's client, timed.
@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use berth_registry::server::{ServerConfig, serve};
+use berth_registry::server::{AuthMode, ServerConfig, serve};
 
 fn usage() -> ! {
-    eprintln!("usage: berth-registry-bench serve ADDR ROOT | load ARCHIVE DATA_ROOT | tag DATA_ROOT SOURCE TARGET | push DATA_ROOT REF | pull DATA_ROOT REF");
+    eprintln!("usage: berth-registry-bench serve ADDR ROOT [basic|token HTPASSWD] | load ARCHIVE DATA_ROOT | tag DATA_ROOT SOURCE TARGET | push DATA_ROOT REF | pull DATA_ROOT REF");
     std::process::exit(2)
 }
 
@@ -23,8 +23,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["serve", addr, root] => {
-            let cfg = ServerConfig { addr: addr.into(), root: PathBuf::from(root), ..Default::default() };
+        ["serve", addr, root, ref rest @ ..] => {
+            let auth = match rest {
+                [] => AuthMode::None,
+                ["basic", htpasswd] => AuthMode::Basic { htpasswd: htpasswd.into(), realm: "berth-registry".into() },
+                ["token", htpasswd] => AuthMode::Token { htpasswd: htpasswd.into(), service: "berth-registry".into() },
+                _ => usage(),
+            };
+            let cfg = ServerConfig { addr: addr.into(), root: PathBuf::from(root), auth, ..Default::default() };
             if let Err(e) = rt.block_on(serve(cfg)) {
                 eprintln!("{e}");
                 std::process::exit(1);

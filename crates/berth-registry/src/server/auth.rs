@@ -160,14 +160,15 @@ impl Authenticator {
     }
 
     /// The `WWW-Authenticate` challenge for a refused request.
-    pub fn challenge(&self, realm_base: &str, access: Option<&Access>) -> String {
+    pub fn challenge(&self, realm_base: &str, access: &[Access]) -> String {
         match &self.mode {
             AuthMode::None => String::new(),
             AuthMode::Basic { realm, .. } => format!("Basic realm=\"{realm}\""),
             AuthMode::Token { service, .. } => {
                 let mut c = format!("Bearer realm=\"{realm_base}/token\",service=\"{service}\"");
-                if let Some(a) = access {
-                    c.push_str(&format!(",scope=\"{}\"", a.scope()));
+                if !access.is_empty() {
+                    let scopes: Vec<String> = access.iter().map(Access::scope).collect();
+                    c.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
                 }
                 c
             }
@@ -227,7 +228,7 @@ mod tests {
         assert!(a.allowed(Some(&hdr("alice", "s3cret")), None));
         assert!(!a.allowed(Some(&hdr("alice", "nope")), None));
         assert!(!a.allowed(None, None));
-        assert_eq!(a.challenge("http://x", None), "Basic realm=\"r\"");
+        assert_eq!(a.challenge("http://x", &[]), "Basic realm=\"r\"");
         std::fs::write(dir.path().join("plain"), "bob:plain\n").unwrap();
         assert!(Htpasswd::read(&dir.path().join("plain")).is_err());
     }
@@ -248,8 +249,8 @@ mod tests {
         let forged = format!("Bearer {}x", tok);
         assert!(!a.allowed(Some(&forged), None));
         assert_eq!(
-            a.challenge("http://127.0.0.1:5000", Some(&acc("a/b", "pull"))),
-            "Bearer realm=\"http://127.0.0.1:5000/token\",service=\"berth\",scope=\"repository:a/b:pull\""
+            a.challenge("http://127.0.0.1:5000", &[acc("a/b", "push"), acc("c", "pull")]),
+            "Bearer realm=\"http://127.0.0.1:5000/token\",service=\"berth\",scope=\"repository:a/b:push repository:c:pull\""
         );
     }
 }

@@ -221,19 +221,28 @@ async fn handle(reg: &Registry, req: Request) -> Res {
             repo_access(n, action)
         }
     };
+    let qs = query(&req);
     if !matches!(route, Route::Token) && !matches!(reg.auth.mode, AuthMode::None) {
         let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if !reg.auth.allowed(authz, access.as_ref()) {
+        // A mount also reads the source repository: a token must say so.
+        let mut needed: Vec<Access> = access.iter().cloned().collect();
+        if let (Route::UploadStart(_), Some(_), Some(from)) = (&route, q(&qs, "mount"), q(&qs, "from"))
+            && valid_repository(from)
+            && matches!(reg.auth.mode, AuthMode::Token { .. })
+        {
+            needed.extend(repo_access(from, "pull"));
+        }
+        let ok = if needed.is_empty() { reg.auth.allowed(authz, None) } else { needed.iter().all(|a| reg.auth.allowed(authz, Some(a))) };
+        if !ok {
             let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
             let base = format!("{}://{host}", if reg.tls { "https" } else { "http" });
             return Err(OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required")
-                .header(header::WWW_AUTHENTICATE, reg.auth.challenge(&base, access.as_ref())));
+                .header(header::WWW_AUTHENTICATE, reg.auth.challenge(&base, &needed)));
         }
     }
     if writes && reg.read_only && !matches!(route, Route::Token) {
         return Err(OciError::unsupported("the registry is read-only"));
     }
-    let qs = query(&req);
     match (route, method) {
         (Route::Ping, Method::GET | Method::HEAD) => Ok(empty(StatusCode::OK, &[]).into_response()),
         (Route::Token, Method::GET | Method::POST) => token(reg, &req, &qs),
