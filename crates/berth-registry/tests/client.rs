@@ -332,3 +332,29 @@ async fn against_debians_docker_registry() {
     let _ = child.wait();
     outcome.expect("timed out");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_hub_names_pull_through_a_mirror_and_zstd_layers_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(&dir.path().join("registry"), |_| {}).await;
+    let mirror = format!("http://127.0.0.1:{}", reg.addr.port());
+    let a = store(&dir.path().join("a"));
+    let tar = layer_tar(&[("zst", noise(50_000, 11))]);
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let (id, _) = make_image_with(&a, &[(tar, zst, berth_image::model::media::OCI_LAYER_ZSTD)], "amd64", &format!("127.0.0.1:{}/library/busybox:latest", reg.addr.port()));
+    let c = client();
+    c.push(a.clone(), &format!("127.0.0.1:{}/library/busybox:latest", reg.addr.port()), &PushOptions::default(), &Progress::none()).await.unwrap();
+
+    // `busybox` is docker.io/library/busybox: served by the mirror.
+    let opts = berth_registry::RegistryOptions { mirrors: vec![mirror.clone()], ..Default::default() };
+    let via_mirror = Client::new(opts, CredentialStore::default());
+    let b = store(&dir.path().join("b"));
+    let r = via_mirror.pull(b.clone(), "busybox", &PullOptions::default(), &Progress::none()).await.unwrap();
+    assert_eq!(r.id, id);
+    assert_eq!(b.inspect("busybox").unwrap().repo_tags, vec!["busybox:latest".to_owned()]);
+    assert_eq!(b.image(&id).unwrap().manifest.layers[0].media_type, berth_image::model::media::OCI_LAYER_ZSTD);
+
+    // search over the registry's repositories
+    let found = c.search(&format!("127.0.0.1:{}/busy", reg.addr.port()), 10, None).await.unwrap();
+    assert_eq!(found.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["library/busybox"]);
+}

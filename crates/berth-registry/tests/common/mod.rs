@@ -56,13 +56,18 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
 /// Store an image of gzip'd `layers` for `arch` in `store`, tagged `tag`.
 /// Returns (image ID, manifest digest).
 pub fn make_image(store: &ImageStore, layers: &[Vec<u8>], arch: &str, tag: &str) -> (Digest, Digest) {
+    let blobs: Vec<(Vec<u8>, Vec<u8>, &str)> = layers.iter().map(|t| (t.clone(), gzip(t), media::OCI_LAYER_GZIP)).collect();
+    make_image_with(store, &blobs, arch, tag)
+}
+
+/// Store an image of (tar, blob, media type) layers.
+pub fn make_image_with(store: &ImageStore, layers: &[(Vec<u8>, Vec<u8>, &str)], arch: &str, tag: &str) -> (Digest, Digest) {
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
-    for (i, tar) in layers.iter().enumerate() {
+    for (i, (tar, blob, mt)) in layers.iter().enumerate() {
         diff_ids.push(Digest::sha256_of(tar));
-        let gz = gzip(tar);
-        let (d, n) = store.content().put_stream(&format!("test-layer-{i}"), &mut &gz[..], None).unwrap();
-        descs.push(Descriptor::new(media::OCI_LAYER_GZIP, d, n));
+        let (d, n) = store.content().put_stream(&format!("test-layer-{i}"), &mut &blob[..], None).unwrap();
+        descs.push(Descriptor::new(mt, d, n));
     }
     let config = ImageConfig {
         architecture: arch.into(),
