@@ -41,6 +41,8 @@ pub enum Error {
     DigestMismatch { what: String, expected: Digest, actual: Digest },
     #[error("no matching manifest for {platform} in the manifest list entries")]
     NoMatchingManifest { platform: String },
+    #[error("image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch { reference: String, wanted: String, actual: String },
     #[error("unsupported manifest media type {media_type:?} for {reference}")]
     UnsupportedManifest { reference: String, media_type: String },
     #[error("invalid manifest {what}: {message}")]
@@ -78,7 +80,7 @@ impl Error {
             Error::Auth { source } => source.kind(),
             Error::Connect { .. } => ErrorKind::Unavailable,
             Error::Unauthorized { .. } => ErrorKind::Unauthorized,
-            Error::NotFound { .. } | Error::NoMatchingManifest { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::NoMatchingManifest { .. } | Error::PlatformMismatch { .. } => ErrorKind::NotFound,
             Error::Registry { status, .. } => match status {
                 400 | 405 | 413 | 416 => ErrorKind::InvalidParameter,
                 404 => ErrorKind::NotFound,

@@ -266,6 +266,16 @@ impl Client {
             self.get_small_blob(repo, &m.config.digest, 16 << 20).await?
         };
         let config = ImageConfig::parse(&m.config.digest, &config_bytes).map_err(|e| Error::InvalidManifest { what: label.clone(), message: e.to_string() })?;
+        // A single-platform image must be the platform asked for.
+        if let Some(want) = &opts.platform
+            && !media::is_index(&top.media_type)
+        {
+            let have = berth_image::model::Platform { architecture: config.architecture.clone(), os: config.os.clone(), variant: config.variant.clone(), os_version: None };
+            if !want.matches(&have) {
+                let actual = format!("{}/{}{}", config.os, config.architecture, config.variant.as_deref().map(|v| format!("/{v}")).unwrap_or_default());
+                return Err(Error::PlatformMismatch { reference: label, wanted: want.to_string(), actual });
+            }
+        }
         let diff_ids = config.rootfs.diff_ids.clone();
         if diff_ids.len() != m.layers.len() {
             return Err(Error::InvalidManifest {

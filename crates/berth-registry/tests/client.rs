@@ -180,6 +180,9 @@ async fn multi_arch_list_push_and_platform_pull() {
     let none = PullOptions { platform: Some(PlatformSpec::parse("linux/s390x").unwrap()), ..Default::default() };
     let e = c.pull(b, &list, &none, &Progress::none()).await.unwrap_err();
     assert_eq!(e.to_string(), "no matching manifest for linux/s390x in the manifest list entries");
+    // a single-platform image must be the platform asked for
+    let e = c.pull(store(&dir.path().join("d")), &arm, &amd_opts, &Progress::none()).await.unwrap_err();
+    assert_eq!(e.to_string(), format!("image with reference {arm} was found but does not match the specified platform: wanted linux/amd64, actual: linux/arm64/v8"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
