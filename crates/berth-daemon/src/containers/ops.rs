@@ -123,7 +123,7 @@ impl Daemon {
         }
         self.runtime().pause(&c.id).map_err(|e| ApiError::internal(e.to_string()))?;
         c.state.status = Status::Paused;
-        self.containers.save(&c)?;
+        self.containers.save_state(&c)?;
         self.events.container(&c.id, "pause", &[("name", &c.name)]);
         Ok(())
     }
@@ -137,7 +137,7 @@ impl Daemon {
         }
         self.runtime().resume(&c.id).map_err(|e| ApiError::internal(e.to_string()))?;
         c.state.status = Status::Running;
-        self.containers.save(&c)?;
+        self.containers.save_state(&c)?;
         self.events.container(&c.id, "unpause", &[("name", &c.name)]);
         Ok(())
     }

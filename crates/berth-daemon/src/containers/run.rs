@@ -202,7 +202,7 @@ impl Daemon {
                 }
             };
             let t3 = Instant::now();
-            tracing::debug!(bundle = ?(t1 - t0), spawn = ?(t2 - t1), start = ?(t3 - t2), "start timings");
+            tracing::debug!(container = %c.id, bundle = ?(t1 - t0), spawn = ?(t2 - t1), start = ?(t3 - t2), "started");
             c.run += 1;
             c.state.status = Status::Running;
             c.state.pid = pid;
@@ -216,7 +216,7 @@ impl Daemon {
                 c.state.health = "starting".into();
                 c.state.failing_streak = 0;
             }
-            self.containers.save(c)?;
+            self.containers.save_state(c)?;
             self.waits.update(&c.id, |w| w.running = true);
             self.events.container(&c.id, "start", &[("name", &c.name), ("image", c.config.image.as_deref().unwrap_or(""))]);
             self.clone().monitor(c.id.clone(), c.run, client, Instant::now());
@@ -246,7 +246,7 @@ impl Daemon {
         if c.state.status != Status::Created {
             c.state.status = Status::Exited;
         }
-        let _ = self.containers.save(c);
+        let _ = self.containers.save_state(c);
         self.events.container(&c.id, "die", &[("name", &c.name), ("exitCode", &code.to_string())]);
         let kind = if code == 127 || code == 126 { berth_api::ErrorKind::InvalidParameter } else { e.kind };
         ApiError::new(kind, format!("failed to create task for container: {}", e.message))
@@ -290,7 +290,7 @@ impl Daemon {
         if !c.state.health.is_empty() {
             c.state.health = "unhealthy".into();
         }
-        let _ = self.containers.save(&c);
+        let _ = self.containers.save_state(&c);
         crate::shim::shutdown(&self.shim_dir(id)).await;
         self.cleanup_run(id).await;
         if status.oom_killed {
@@ -317,7 +317,7 @@ impl Daemon {
             let delay = restart::next_delay(self.backoff(id, None), ran_for);
             self.backoff(id, Some(delay));
             c.state.status = Status::Restarting;
-            let _ = self.containers.save(&c);
+            let _ = self.containers.save_state(&c);
             drop(c);
             let d = self.clone();
             let id = id.to_owned();
@@ -332,7 +332,7 @@ impl Daemon {
                 if let Err(e) = d.start_locked(&mut c).await {
                     tracing::warn!(container = %id, "restart failed: {e}");
                     c.state.status = Status::Exited;
-                    let _ = d.containers.save(&c);
+                    let _ = d.containers.save_state(&c);
                 }
             });
             return;
@@ -364,7 +364,7 @@ impl Daemon {
         let sig = parse_signal(signal)?;
         if matches!(sig, nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGTERM) {
             c.manually_stopped = true;
-            self.containers.save(&c)?;
+            self.containers.save_state(&c)?;
         }
         // Like docker, SIGKILL returns once the container is gone (or after
         // 10 s), so a remove right after a kill finds it stopped.
@@ -401,7 +401,7 @@ impl Daemon {
                 Status::Restarting => {
                     c.manually_stopped = true;
                     c.state.status = Status::Exited;
-                    self.containers.save(&c)?;
+                    self.containers.save_state(&c)?;
                     return Ok(());
                 }
                 s if !s.is_alive() => {
@@ -410,7 +410,7 @@ impl Daemon {
                 _ => {}
             }
             c.manually_stopped = true;
-            self.containers.save(&c)?;
+            self.containers.save_state(&c)?;
             let sig = parse_signal(signal.or(c.config.stop_signal.as_deref()).unwrap_or("SIGTERM"))?;
             let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
             let rx = self.waits.subscribe(&c.id, WaitState::default);
@@ -509,7 +509,7 @@ impl Daemon {
                 {
                     let mut c = h.lock().await;
                     c.manually_stopped = true;
-                    let _ = self.containers.save(&c);
+                    let _ = self.containers.save_state(&c);
                 }
                 let _ = self.signal(&id, nix::sys::signal::Signal::SIGKILL, true);
                 let _ = self.runtime().resume(&id);
@@ -521,7 +521,7 @@ impl Daemon {
             return Err(ApiError::conflict(format!("could not kill running container {id}, cannot remove")));
         }
         c.state.status = Status::Removing;
-        let _ = self.containers.save(&c);
+        let _ = self.containers.save_state(&c);
         self.cleanup_run(&id).await;
         let images = self.images.clone();
         let key = id.clone();
@@ -601,7 +601,7 @@ impl Daemon {
                     self.waits.update(&c.id, |w| w.running = true);
                     if c.state.status == Status::Restarting || c.state.status == Status::Removing {
                         c.state.status = Status::Running;
-                        let _ = self.containers.save(&c);
+                        let _ = self.containers.save_state(&c);
                     }
                     self.clone().monitor(c.id.clone(), c.run, client, Instant::now());
                     super::health::spawn(self.clone(), &c);
