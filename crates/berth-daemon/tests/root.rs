@@ -433,6 +433,9 @@ fn docker_cli_everyday_commands() {
     }
     ok(&dk(&["rm", "-f", "web"]));
     assert_eq!(ok(&dk(&["ps", "-aq"])), "");
+}
+
+
 // ---- what bollard's tests found ------------------------------------------------
 
 fn busybox_tar(d: &TestDaemon) -> Vec<u8> {
