@@ -353,7 +353,8 @@ impl RawResponse {
                     if *left == 0 {
                         let mut line = String::new();
                         if self.io.read_line(&mut line).await? == 0 {
-                            return Ok(None);
+                            // Cut off before the last chunk (a daemon that died mid-pull).
+                            return Err(ApiError::Protocol("unexpected EOF".into()));
                         }
                         let size = line.trim().split(';').next().unwrap_or("");
                         if size.is_empty() {

@@ -315,6 +315,9 @@ impl Client {
             let added = blocking(move || s.add_pulled_image(&cb, mb)).await?;
             debug_assert_eq!(added, id);
         }
+        // As docker: a reference that now points elsewhere is news too.
+        let (s, rs) = (store.clone(), r.to_string());
+        let reference_current = blocking(move || s.resolve(&rs).ok()).await.as_ref() == Some(&id);
         let s = store.clone();
         let (tagged, digested, idc) = (r.tag().is_some().then(|| r.clone()), r.with_digest(top.digest.clone()), id.clone());
         blocking(move || -> Result<(), Error> {
@@ -328,7 +331,7 @@ impl Client {
         progress.send(ProgressMessage::status(format!("Digest: {}", top.digest)));
         progress.send(ProgressMessage::status(format!(
             "Status: {} for {}",
-            if up_to_date { "Image is up to date" } else { "Downloaded newer image" },
+            if up_to_date && reference_current { "Image is up to date" } else { "Downloaded newer image" },
             r.familiar()
         )));
         Ok(report)
