@@ -499,3 +499,87 @@ fn debian_docker_registry_serves_berth() {
     assert!(pull.contains(&format!("Status: Downloaded newer image for {name}")), "{pull}");
     assert_eq!(ok(&berth(&d2, &["run", "--rm", &name, "echo", "debian"])), "debian\n");
 }
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (Connection: close): status and body.
+fn http_tcp(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+#[test]
+fn registry_gc_removes_what_no_manifest_references() {
+    let d = daemon();
+    let dir = TestDir::new("gc");
+    let port = free_port();
+    let root = dir.join("root");
+    let serve = |d: &TestDir| {
+        let log = d.join("serve.log");
+        let mut child = Command::new(BERTH)
+            .args(["registry", "serve", "--addr", &format!("127.0.0.1:{port}"), "--root", root.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, &mut child, &log);
+        child
+    };
+    let mut child = serve(&dir);
+    let name = format!("127.0.0.1:{port}/test/gc:1");
+    ok(&berth(&d, &["tag", "busybox", &name]));
+    let push = ok(&berth(&d, &["push", &name]));
+    let digest = last_line(&push).split_whitespace().nth(2).unwrap().to_owned();
+    let gc = |args: &[&str]| ok(&Command::new(BERTH).args(["registry", "gc", "--root", root.to_str().unwrap()]).args(args).output().unwrap());
+    // Stopped while collecting, as distribution's garbage-collect wants.
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(gc(&[]).ends_with("0 blobs and 0 manifests deleted, 0B freed, 0 stale uploads removed\n"), "all referenced");
+    let mut child = serve(&dir);
+    assert_eq!(http_tcp(port, "DELETE", &format!("/v2/test/gc/manifests/{digest}")).0, 202);
+    let _ = child.kill();
+    let _ = child.wait();
+    let dry = gc(&["--dry-run"]);
+    assert!(dry.contains("blob would delete: sha256:") && dry.contains("blobs and 0 manifests would delete"), "{dry}");
+    let done = gc(&[]);
+    let n: usize = last_line(&done).split_whitespace().next().unwrap().parse().unwrap();
+    assert!(n >= 2, "the layer and the config at least: {done}");
+    assert!(gc(&[]).starts_with("0 blobs"), "nothing left to collect");
+}
+
+#[test]
+fn search_goes_through_the_daemon_to_the_registry() {
+    // A registry that offers search: /v2/ and /v1/search, nothing else.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let path = req.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let body = if path.starts_with("/v1/search") {
+                r#"{"num_results":2,"query":"box","results":[{"name":"team/box","description":"a box of tools for the tests of berth that is long enough to be cut","star_count":42,"is_official":true},{"name":"other/box","description":"another","star_count":1}]}"#
+            } else {
+                "{}"
+            };
+            seen2.lock().unwrap().push(path);
+            let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    let d = TestDaemon::start(&berthd());
+    let out = ok(&berth(&d, &["search", &format!("127.0.0.1:{port}/box")]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NAME") && lines[0].contains("DESCRIPTION") && lines[0].contains("STARS") && lines[0].ends_with("OFFICIAL"), "{out}");
+    assert!(lines[1].starts_with("team/box") && lines[1].contains("a box of tools for the tests of berth that i…") && lines[1].contains("42") && lines[1].ends_with("[OK]"), "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(seen.lock().unwrap().iter().any(|p| p.starts_with("/v1/search?q=box&n=25")), "{:?}", seen.lock().unwrap());
+    let stars = ok(&berth(&d, &["search", "--filter", "stars=10", "--format", "{{.Name}}", &format!("127.0.0.1:{port}/box")]));
+    assert_eq!(stars, "team/box\n");
+    let r = d.request("GET", "/images/search?term=x&limit=0", None).unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+}
