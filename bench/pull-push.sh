@@ -65,15 +65,15 @@ tar -C "$ROOT/rootfs" --numeric-owner -cf "$ROOT/layers/1.tar" ./usr/share
 tar -C "$ROOT/rootfs" --numeric-owner --exclude=./usr/lib/x86_64-linux-gnu -cf "$ROOT/layers/2.tar" ./usr/lib
 tar -C "$ROOT/rootfs" --numeric-owner -cf "$ROOT/layers/3.tar" ./usr/lib/x86_64-linux-gnu
 rm -rf "$ROOT/rootfs"
-$berth import "$ROOT/layers/0.tar" bench/deb:0 >/dev/null
+# Untagged parents: removing the final image removes them too.
+img=$($berth import "$ROOT/layers/0.tar")
 for i in 1 2 3; do
-    $berth create --name stage bench/deb:$((i - 1)) true >/dev/null
+    $berth create --name stage "$img" true >/dev/null
     $berth cp - stage:/ <"$ROOT/layers/$i.tar"
-    $berth commit stage bench/deb:$i >/dev/null
+    img=$($berth commit stage)
     $berth rm stage >/dev/null
 done
-$berth tag bench/deb:3 bench/deb:final
-$berth rmi bench/deb:0 bench/deb:1 bench/deb:2 bench/deb:3 >/dev/null
+$berth tag "$img" bench/deb:final
 rm -rf "$ROOT/layers"
 size=$($berth image inspect -f '{{.Size}}' bench/deb:final)
 nlayers=$($berth image inspect -f '{{len .RootFS.Layers}}' bench/deb:final)
@@ -107,13 +107,19 @@ cycle() {
     local cli=$1 run=$2 name=$3 t0 t1
     start_registry
     local ref="127.0.0.1:$PORT/bench/$name:$run"
+    local want_size; want_size=$($cli image inspect -f '{{.Size}}' bench/deb:final)
     $cli tag bench/deb:final "$ref"
     t0=$(now); $cli push -q "$ref" >/dev/null; t1=$(now)
     PUSH=$(secs "$t0" "$t1")
     $cli rmi "$ref" bench/deb:final >/dev/null
-    [ -z "$($cli images -aq)" ] || { echo "$name: images left before the pull" >&2; exit 1; }
-    t0=$(now); $cli pull -q "$ref" >/dev/null; t1=$(now)
+    [ -z "$($cli images -aq)" ] || { echo "$name: images left before the pull" >&2; $cli images -a >&2; exit 1; }
+    t0=$(now); $cli pull "$ref" >"$ROOT/pull.out"; t1=$(now)
     PULL=$(secs "$t0" "$t1")
+    # Every layer came over the wire.
+    local got; got=$(grep -c ': Pull complete' "$ROOT/pull.out" || true)
+    [ "$got" = "$nlayers" ] || { echo "$name: $got layers pulled, not $nlayers" >&2; cat "$ROOT/pull.out" >&2; exit 1; }
+    local got_size; got_size=$($cli image inspect -f '{{.Size}}' "$ref")
+    [ "$got_size" = "$want_size" ] || { echo "$name: pulled $got_size bytes, not $want_size" >&2; exit 1; }
     $cli tag "$ref" bench/deb:final
     $cli rmi "$ref" >/dev/null
 }

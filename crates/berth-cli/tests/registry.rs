@@ -187,6 +187,12 @@ fn push_pull_by_tag_and_digest_and_run_pulls_what_is_missing() {
     assert_eq!(r.status, 404, "an unknown image is a 404 before any stream: {}", r.text());
     let o = berth(&d, &["push", &format!("{}/test/notlocal:1", reg.host())]);
     assert!(fails(&o).contains("An image does not exist locally with the tag"), "{}", text(&o.stderr));
+
+    // The push recorded the digest; removing the repository's last tag
+    // removes it too, while busybox:latest keeps the image.
+    let rmi = ok(&berth(&d, &["rmi", &name]));
+    assert_eq!(rmi, format!("Untagged: {name}\nUntagged: {}/test/bb@{digest}\n", reg.host()));
+    assert_eq!(ok(&berth(&d, &["image", "inspect", "-f", "{{json .RepoDigests}}", "busybox"])).trim(), "[]");
 }
 
 /// An image of busybox plus one file `/arch` holding `arch`.
@@ -582,4 +588,30 @@ fn search_goes_through_the_daemon_to_the_registry() {
     assert_eq!(stars, "team/box\n");
     let r = d.request("GET", "/images/search?term=x&limit=0", None).unwrap();
     assert_eq!(r.status, 400, "{}", r.text());
+}
+
+#[test]
+fn a_registry_mirror_serves_docker_hub_names_and_pull_all_tags() {
+    let d = daemon();
+    let reg = Registry::berth(&[]);
+    for t in ["1", "2"] {
+        let name = format!("{}/library/mirrored:{t}", reg.host());
+        ok(&berth(&d, &["tag", "busybox", &name]));
+        ok(&berth(&d, &["push", "-q", &name]));
+    }
+    let d2 = TestDaemon::start_with(&berthd(), &["--registry-mirror", &format!("http://{}", reg.host())]);
+    let info = d2.request("GET", "/info", None).unwrap().json();
+    assert_eq!(info["RegistryConfig"]["Mirrors"][0], format!("http://{}", reg.host()));
+    let out = ok(&berth(&d2, &["pull", "mirrored:1"]));
+    assert!(out.contains("Status: Downloaded newer image for mirrored:1"), "{out}");
+    assert_eq!(last_line(&out), "docker.io/library/mirrored:1");
+    let out = ok(&berth(&d2, &["pull", "-a", "mirrored"]));
+    assert!(out.contains("Status: Downloaded newer image for mirrored\n"), "tag 2 is new: {out}");
+    assert_eq!(last_line(&out), "docker.io/library/mirrored");
+    let tags = ok(&berth(&d2, &["images", "--format", "{{.Repository}}:{{.Tag}}", "mirrored"]));
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, ["mirrored:1", "mirrored:2"]);
+    let o = berth(&d2, &["pull", "-a", "mirrored:1"]);
+    assert!(fails(&o).contains("tag can't be used with --all-tags/-a"));
 }

@@ -69,6 +69,7 @@ impl Transfer {
         loop {
             let Some(fut) = self.fut.as_mut() else { return Ok(self) };
             tokio::select! {
+                biased;
                 m = self.rx.recv() => match m {
                     Some(m) => {
                         let stop = !opening(&m);
@@ -80,12 +81,17 @@ impl Transfer {
                     None => return Ok(self),
                 },
                 r = fut => {
-                    self.fut = None;
                     while let Ok(m) = self.rx.try_recv() {
                         self.held.push_back(m);
                     }
-                    r?;
-                    return Ok(self);
+                    match r {
+                        // Failed before any real work: the answer is the error.
+                        Err(e) if self.held.iter().all(&opening) => return Err(e),
+                        r => {
+                            self.finish(r);
+                            return Ok(self);
+                        }
+                    }
                 }
             }
         }

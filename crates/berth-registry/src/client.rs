@@ -45,7 +45,7 @@ pub struct Client {
     http: Arc<Mutex<HashMap<(String, bool), reqwest::Client>>>,
     /// Authorization header per (registry host, scope, whose credentials):
     /// one caller's token is never sent for another.
-    tokens: Arc<Mutex<HashMap<(String, String, String), String>>>,
+    tokens: Arc<Mutex<HashMap<TokenKey, String>>>,
     /// The endpoint each registry host answered on.
     chosen: Arc<Mutex<HashMap<String, Endpoint>>>,
 }
@@ -624,9 +624,11 @@ impl Client {
     }
 }
 
-/// The token cache's key: host, scope, and a digest of the credentials
-/// (empty for anonymous requests).
-fn token_key(repo: &Repo) -> (String, String, String) {
+/// Host, scope, and a digest of the credentials (empty for anonymous requests).
+type TokenKey = (String, String, String);
+
+/// The token cache's key of a repository's requests.
+fn token_key(repo: &Repo) -> TokenKey {
     let who = match repo.auth.as_ref().filter(|a| !a.is_empty()) {
         Some(a) => Digest::sha256_of(format!("{}\0{}\0{}\0{}", a.username, a.password, a.identitytoken, a.registrytoken).as_bytes()).hex().to_owned(),
         None => String::new(),

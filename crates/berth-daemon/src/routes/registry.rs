@@ -63,13 +63,16 @@ pub async fn pull(d: Shared, q: &HashMap<String, String>, headers: &HeaderMap) -
         } else {
             vec![r.clone()]
         };
+        let mut news = false;
         for one in &refs {
             let report = d.registry.pull(d.images.clone(), &one.to_string(), &opts, &progress).await.map_err(api_error)?;
             d.events.image(&one.familiar(), "pull", &[("name", &one.familiar_name())]);
             tracing::info!(image = %one, id = %report.id, layers = report.layers_downloaded.len(), bytes = report.bytes_downloaded, "pulled");
+            news |= !report.up_to_date;
         }
         if all_tags {
-            progress.send(ProgressMessage::status(format!("Status: Downloaded newer images for {}", r.familiar_name())));
+            let what = if news { "Downloaded newer image" } else { "Image is up to date" };
+            progress.send(ProgressMessage::status(format!("Status: {what} for {}", r.familiar_name())));
         }
         Ok(())
     });
