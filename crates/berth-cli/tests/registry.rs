@@ -164,6 +164,17 @@ fn push_pull_by_tag_and_digest_and_run_pulls_what_is_missing() {
     assert!(pull.contains(&format!("Status: Downloaded newer image for {by_digest}")), "{pull}");
     assert_eq!(ok(&berth(&d3, &["run", "--rm", &by_digest, "echo", "by digest"])), "by digest\n");
 
+    // The API's stream as docker's, and a pull event.
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let r = d2.request("POST", &format!("/images/create?fromImage={}/test/bb&tag=1", reg.host()), None).unwrap();
+    assert_eq!((r.status, r.header("content-type")), (200, Some("application/json")), "{}", r.text());
+    let lines: Vec<serde_json::Value> = r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0], serde_json::json!({"status": "Pulling from test/bb", "id": "1"}));
+    assert_eq!(lines.last().unwrap()["status"], format!("Status: Image is up to date for {name}"));
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 0.01;
+    let ev = d2.request("GET", &format!("/events?since={since}&until={until}"), None).unwrap().text();
+    assert!(ev.lines().any(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["Action"] == "pull"), "{ev}");
+
     // The registry's view, through the daemon.
     let r = d3.request("GET", &format!("/distribution/{name}/json"), None).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
@@ -588,6 +599,9 @@ fn search_goes_through_the_daemon_to_the_registry() {
     assert_eq!(stars, "team/box\n");
     let r = d.request("GET", "/images/search?term=x&limit=0", None).unwrap();
     assert_eq!(r.status, 400, "{}", r.text());
+    let docker = d.docker().expect("the docker CLI").args(["search", "--limit", "1", &format!("127.0.0.1:{port}/box")]).output().unwrap();
+    let out = ok(&docker);
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("team/box")) && out.lines().count() == 2, "{out}");
 }
 
 #[test]
@@ -614,4 +628,7 @@ fn a_registry_mirror_serves_docker_hub_names_and_pull_all_tags() {
     assert_eq!(tags, ["mirrored:1", "mirrored:2"]);
     let o = berth(&d2, &["pull", "-a", "mirrored:1"]);
     assert!(fails(&o).contains("tag can't be used with --all-tags/-a"));
+    // push -a: every local tag of the repository.
+    let all = ok(&berth(&d, &["push", "-a", &format!("{}/library/mirrored", reg.host())]));
+    assert!(all.contains("1: digest: sha256:") && all.contains("2: digest: sha256:") && !all.contains("Using default tag"), "{all}");
 }
