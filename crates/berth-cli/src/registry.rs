@@ -232,6 +232,35 @@ fn parse_ref(s: &str) -> Result<Reference, RegistryError> {
     Reference::parse_named(s).map_err(|e| RegistryError::Usage(format!("invalid reference format: {e}")))
 }
 
+/// `docker info`'s insecure registries and mirrors, from `RegistryConfig`.
+pub fn info_lines(rc: Option<&serde_json::Value>) -> String {
+    let Some(rc) = rc else { return String::new() };
+    let mut insecure: Vec<String> = rc["IndexConfigs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v["Secure"] == false)
+        .map(|(k, _)| k.clone())
+        .collect();
+    insecure.sort();
+    insecure.extend(rc["InsecureRegistryCIDRs"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(str::to_owned)));
+    let mut s = String::new();
+    if !insecure.is_empty() {
+        s.push_str(" Insecure Registries:\n");
+        for r in insecure {
+            s.push_str(&format!("  {r}\n"));
+        }
+    }
+    let mirrors: Vec<&str> = rc["Mirrors"].as_array().into_iter().flatten().filter_map(|m| m.as_str()).collect();
+    if !mirrors.is_empty() {
+        s.push_str(" Registry Mirrors:\n");
+        for m in mirrors {
+            s.push_str(&format!("  {m}\n"));
+        }
+    }
+    s
+}
+
 // -------------------------------------------------------------- progress
 
 /// docker's JSON progress display: per-id lines redrawn in place on a
@@ -695,6 +724,17 @@ mod tests {
         assert!(s.contains("\x1b[1Aaaa: ") || s.contains("\x1b[1A\x1b[2K\raaa: Downloading"), "{s:?}");
         assert!(s.contains("Downloading [") && s.contains("5B/10B"), "{s:?}");
         assert!(s.ends_with("Status: Downloaded newer image for busybox:latest\n"));
+    }
+
+    #[test]
+    fn info_lists_insecure_registries_then_mirrors() {
+        let rc = serde_json::json!({
+            "IndexConfigs": {"docker.io": {"Secure": true}, "reg.example:5000": {"Secure": false}},
+            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+            "Mirrors": ["https://m.example/"]
+        });
+        assert_eq!(info_lines(Some(&rc)), " Insecure Registries:\n  reg.example:5000\n  127.0.0.0/8\n Registry Mirrors:\n  https://m.example/\n");
+        assert_eq!(info_lines(None), "");
     }
 
     #[test]
