@@ -309,9 +309,7 @@ impl<W: Write> JsonDisplay<W> {
         let mut diff = 0;
         if !m.id.is_empty() && detail.is_some() {
             let n = self.ids.len();
-            let line = *self.ids.entry(m.id.clone()).or_insert_with(|| {
-                n
-            });
+            let line = *self.ids.entry(m.id.clone()).or_insert(n);
             if line == n && self.tty {
                 let _ = self.out.write_all(b"\n");
             }
