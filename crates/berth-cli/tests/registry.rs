@@ -637,3 +637,99 @@ fn a_registry_mirror_serves_docker_hub_names_and_pull_all_tags() {
     let all = ok(&berth(&d, &["push", "-a", &format!("{}/library/mirrored", reg.host())]));
     assert!(all.contains("1: digest: sha256:") && all.contains("2: digest: sha256:") && !all.contains("Using default tag"), "{all}");
 }
+
+/// A veth pair of the test's own with an address on one end: a registry
+/// there is not on loopback, so berthd checks its certificate.
+struct DummyAddr {
+    link: String,
+    ip: String,
+}
+
+impl DummyAddr {
+    fn new() -> DummyAddr {
+        let link = format!("{}rg0", berth_testkit::leak::net_prefix(berth_testkit::run_id()));
+        let peer = format!("{}rg1", berth_testkit::leak::net_prefix(berth_testkit::run_id()));
+        let h = std::process::id() as u64 ^ berth_testkit::run_id().bytes().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+        let ip = format!("10.{}.{}.{}", 200 + h % 50, (h >> 8) % 250 + 1, (h >> 16) % 250 + 1);
+        let ipc = |args: &[&str]| {
+            let o = Command::new("ip").args(args).output().expect("run ip");
+            assert!(o.status.success(), "ip {args:?}: {}", text(&o.stderr));
+        };
+        let _ = Command::new("ip").args(["link", "del", &link]).output();
+        ipc(&["link", "add", &link, "type", "veth", "peer", "name", &peer]);
+        let d = DummyAddr { link, ip };
+        ipc(&["addr", "add", &format!("{}/32", d.ip), "dev", &d.link]);
+        ipc(&["link", "set", &d.link, "up"]);
+        d
+    }
+}
+
+impl Drop for DummyAddr {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.link]).output();
+    }
+}
+
+#[test]
+fn https_registries_are_verified_with_certs_d_or_named_insecure() {
+    let addr = DummyAddr::new();
+    let dir = TestDir::new("tls");
+    // A CA of the test's own, and the registry's certificate signed by it.
+    let (ca, cert, key) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    std::fs::write(dir.join("ext"), format!("subjectAltName=IP:{}\nbasicConstraints=CA:FALSE\n", addr.ip)).unwrap();
+    for args in [
+        vec!["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=berth-test-ca", "-keyout", &p("ca.key"), "-out", &p("ca.pem")],
+        vec!["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=berth-test-registry", "-keyout", &p("key.pem"), "-out", &p("reg.csr")],
+        vec!["x509", "-req", "-in", &p("reg.csr"), "-CA", &p("ca.pem"), "-CAkey", &p("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &p("ext"), "-out", &p("cert.pem")],
+    ] {
+        let o = Command::new("openssl").args(&args).output().expect("openssl");
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o.stderr));
+    }
+    let port = free_port();
+    let host = format!("{}:{port}", addr.ip);
+    let log = dir.join("serve.log");
+    let mut child = Command::new(BERTH)
+        .args(["registry", "serve", "--addr", &host, "--root", dir.join("root").to_str().unwrap()])
+        .args(["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(host.as_str()).is_err() {
+        assert!(child.try_wait().unwrap().is_none() && Instant::now() < deadline, "registry: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _reg = Kill(child);
+    let name = format!("{host}/tls/bb:1");
+
+    // Unknown issuer: refused.
+    let d = daemon();
+    ok(&berth(&d, &["tag", "busybox", &name]));
+    let o = berth(&d, &["push", &name]);
+    assert!(fails(&o).to_lowercase().contains("certificate"), "{}", text(&o.stderr));
+
+    // The CA in certs.d/<host>/: verified and used.
+    let certs = TestDir::new("certs.d");
+    std::fs::create_dir_all(certs.join(&host)).unwrap();
+    std::fs::copy(&ca, certs.join(&host).join("ca.crt")).unwrap();
+    let d2 = TestDaemon::start_with(&berthd(), &["--certs-dir", certs.path().to_str().unwrap()]);
+    d2.import_busybox("busybox:latest");
+    ok(&berth(&d2, &["tag", "busybox", &name]));
+    assert!(ok(&berth(&d2, &["push", &name])).contains(": Pushed"));
+
+    // Named insecure: no verification.
+    let d3 = TestDaemon::start_with(&berthd(), &["--insecure-registry", &host]);
+    let pull = ok(&berth(&d3, &["pull", &name]));
+    assert!(pull.contains(&format!("Status: Downloaded newer image for {name}")), "{pull}");
+    let info = ok(&berth(&d3, &["info"]));
+    assert!(info.contains(&format!(" Insecure Registries:\n  {host}\n  127.0.0.0/8\n")), "{info}");
+}
