@@ -77,15 +77,6 @@ pub struct LogoutArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct SearchArgs {
-    /// Don't truncate output
-    #[arg(long = "no-trunc")]
-    pub no_trunc: bool,
-    #[arg(value_name = "TERM")]
-    pub term: String,
-}
-
-#[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     /// Name of the Dockerfile (Default is "PATH/Dockerfile")
     #[arg(short = 'f', long = "file", value_name = "string")]
@@ -332,14 +323,5 @@ async fn prune(ctx: &Ctx, what: &str, key: &str, title: &str, a: &PruneLaterArgs
     if let Some(r) = v.get("SpaceReclaimed").and_then(|x| x.as_i64()) {
         outln(&format!("Total reclaimed space: {}", crate::units::human_size(r as f64)));
     }
-    Ok(())
-}
-
-pub async fn pull(ctx: &Ctx, a: &PullArgs) -> Result<(), LaterError> {
-    let c = ctx.client()?;
-    crate::container::pull_image(c, &a.image, a.platform.as_deref(), a.quiet).await?;
-    let (name, tag) = crate::container::split_tag(&a.image);
-    let full = if name.contains('/') { name.to_owned() } else { format!("docker.io/library/{name}") };
-    outln(&if tag.is_empty() { full } else { format!("{full}:{tag}") });
     Ok(())
 }

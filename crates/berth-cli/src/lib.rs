@@ -19,6 +19,7 @@ pub mod image;
 pub mod inspect;
 pub mod later;
 pub mod opts;
+pub mod registry;
 pub mod system;
 pub mod timefmt;
 pub mod units;
@@ -41,6 +42,8 @@ pub enum Error {
     Later(#[from] later::LaterError),
     #[error(transparent)]
     Api(#[from] client::ApiError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
 }
 
 impl Error {
@@ -59,12 +62,12 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
         Cmd::Exec(a) => c::exec(ctx, a).await?,
         Cmd::Ps(a) => c::ps(ctx, a).await?,
         Cmd::Build(_) => return Err(later::LaterError::NotYet("build").into()),
-        Cmd::Pull(a) => later::pull(ctx, a).await?,
-        Cmd::Push(_) => return Err(later::LaterError::NotYet("push").into()),
+        Cmd::Pull(a) => registry::pull(ctx, a).await?,
+        Cmd::Push(a) => registry::push(ctx, a).await?,
         Cmd::Images(a) => image::images(ctx, a).await?,
-        Cmd::Login(_) => return Err(later::LaterError::NotYet("login").into()),
-        Cmd::Logout(_) => return Err(later::LaterError::NotYet("logout").into()),
-        Cmd::Search(_) => return Err(later::LaterError::NotYet("search").into()),
+        Cmd::Login(a) => registry::login(ctx, a).await?,
+        Cmd::Logout(a) => registry::logout(a)?,
+        Cmd::Search(a) => registry::search(ctx, a).await?,
         Cmd::Version(a) => system::version(ctx, a).await?,
         Cmd::Info(a) => system::info(ctx, a).await?,
         Cmd::Container(m) => match &m.command {
@@ -85,6 +88,14 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
         Cmd::Network(m) => match &m.command {
             None => app::out(&cli::help_of(&["network"])),
             Some(sub) => later::network(ctx, sub).await?,
+        },
+        Cmd::Manifest(m) => match &m.command {
+            None => app::out(&cli::help_of(&["manifest"])),
+            Some(sub) => registry::manifest(sub).await?,
+        },
+        Cmd::Registry(m) => match &m.command {
+            None => app::out(&cli::help_of(&["registry"])),
+            Some(sub) => registry::registry(sub)?,
         },
         Cmd::Volume(m) => match &m.command {
             None => app::out(&cli::help_of(&["volume"])),
@@ -163,8 +174,8 @@ async fn image_cmd(ctx: &Ctx, cmd: &ImageCmd) -> Result<(), Error> {
         ImageCmd::Load(a) => image::load(ctx, a).await?,
         ImageCmd::Ls(a) => image::images(ctx, a).await?,
         ImageCmd::Prune(a) => image::prune(ctx, a).await?,
-        ImageCmd::Pull(a) => later::pull(ctx, a).await?,
-        ImageCmd::Push(_) => return Err(later::LaterError::NotYet("push").into()),
+        ImageCmd::Pull(a) => registry::pull(ctx, a).await?,
+        ImageCmd::Push(a) => registry::push(ctx, a).await?,
         ImageCmd::Rm(a) => image::rmi(ctx, a).await?,
         ImageCmd::Save(a) => image::save(ctx, a).await?,
         ImageCmd::Tag(a) => image::tag(ctx, a).await?,

@@ -26,6 +26,8 @@ pub struct Config {
     pub shim_binary: PathBuf,
     /// The static init binary `--init` runs as the container's pid 1.
     pub init_path: PathBuf,
+    /// `insecure-registries`, `registry-mirrors`, `certs.d`, concurrency.
+    pub registry: berth_registry::RegistryOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,8 @@ pub struct FileConfig {
     pub dns: Option<Vec<String>>,
     pub features: Option<BTreeMap<String, bool>>,
     pub init_path: Option<PathBuf>,
+    pub max_concurrent_downloads: Option<usize>,
+    pub max_concurrent_uploads: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,7 @@ mod tests {
             cgroup_parent: "berth".into(),
             shim_binary: "/usr/bin/berth-shim".into(),
             init_path: "/usr/bin/berth-init".into(),
+            registry: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod images;
+pub mod registry;
 pub mod run;
 pub mod system;
 
@@ -26,6 +27,7 @@ pub fn router(d: Shared) -> Router {
         .merge(system::router())
         .merge(containers::router())
         .merge(images::router())
+        .merge(registry::router())
         .merge(run::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .layer(axum::middleware::from_fn(check_version))
