@@ -7,7 +7,8 @@
 //!             ├─ containers::store                  atomic records, names
 //!             ├─ containers::oci                    record → OCI spec (docker's defaults)
 //!             ├─ containers::run                    shims: start, stop, attach, logs, exec
-//!             └─ berth_image::ImageStore            images, layers, snapshots
+//!             ├─ berth_image::ImageStore            images, layers, snapshots
+//!             └─ volumes (berth_volume::VolumeStore) volumes, a container's mounts
 //! ```
 
 #![recursion_limit = "256"]
@@ -21,6 +22,7 @@ pub mod routes;
 pub mod server;
 pub mod shim;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -41,4 +43,5 @@ pub struct Daemon {
     pub backoffs: std::sync::Mutex<std::collections::HashMap<String, std::time::Duration>>,
     pub execs: crate::containers::exec::Execs,
     pub started: std::time::Instant,
+    pub volumes: Arc<berth_volume::VolumeStore>,
 }

@@ -5,6 +5,7 @@ pub mod containers;
 pub mod images;
 pub mod run;
 pub mod system;
+pub mod volumes;
 
 use axum::Router;
 use axum::extract::Request;
@@ -27,6 +28,7 @@ pub fn router(d: Shared) -> Router {
         .merge(containers::router())
         .merge(images::router())
         .merge(run::router())
+        .merge(volumes::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .layer(axum::middleware::from_fn(check_version))
         .with_state(d)
