@@ -22,6 +22,7 @@ pub mod opts;
 pub mod system;
 pub mod timefmt;
 pub mod units;
+pub mod volume;
 
 use app::Ctx;
 use cli::{Cmd, ContainerCmd, ImageCmd, SystemCmd};
@@ -41,6 +42,8 @@ pub enum Error {
     Later(#[from] later::LaterError),
     #[error(transparent)]
     Api(#[from] client::ApiError),
+    #[error(transparent)]
+    Volume(#[from] volume::VolumeError),
 }
 
 impl Error {
@@ -88,7 +91,7 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
         },
         Cmd::Volume(m) => match &m.command {
             None => app::out(&cli::help_of(&["volume"])),
-            Some(sub) => later::volume(ctx, sub).await?,
+            Some(sub) => volume::volume(ctx, sub).await?,
         },
         Cmd::Attach(a) => c::attach(ctx, a).await?,
         Cmd::Commit(a) => c::commit(ctx, a).await?,
