@@ -345,3 +345,34 @@ fn bad_input_is_refused_and_nothing_is_created() {
     let r = d.request("POST", "/v1.41/volumes/prune", None).unwrap();
     assert_eq!(r.json()["VolumesDeleted"], json!(["old"]));
 }
+
+#[test]
+fn mount_type_volumes_across_a_daemon_crash() {
+    let mut d = daemon();
+    let dir = TestDir::new("bindvol");
+    // A bind-type volume writes through to its device directory.
+    let dev = format!("device={}", dir.path().display());
+    ok(&docker(&d, &["volume", "create", "-o", "type=none", "-o", &dev, "-o", "o=bind", "hostvol"]));
+    ok(&docker(&d, &["run", "--rm", "-v", "hostvol:/h", "busybox", "sh", "-c", "echo through > /h/f"]));
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "through\n");
+    let hostvol = inspect(&d, "hostvol")["Mountpoint"].as_str().unwrap().to_owned();
+    assert!(!is_mounted(&hostvol));
+    // A tmpfs volume in use when berthd dies stays mounted for its
+    // container; the new daemon knows it is in use, and unmounts it when
+    // the container stops.
+    ok(&docker(&d, &["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "crashvol"]));
+    let mp = inspect(&d, "crashvol")["Mountpoint"].as_str().unwrap().to_owned();
+    ok(&docker(&d, &["run", "-d", "--name", "runner", "-v", "crashvol:/t", "busybox", "sh", "-c", "echo alive > /t/f; sleep 300"]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(is_mounted(&mp));
+    d.kill9();
+    d.restart();
+    assert!(is_mounted(&mp), "still mounted for the running container");
+    assert_eq!(ok(&docker(&d, &["run", "--rm", "-v", "crashvol:/t", "busybox", "cat", "/t/f"])), "alive\n", "a second user shares the same tmpfs");
+    let e = fails(&docker(&d, &["volume", "rm", "crashvol"]));
+    assert!(e.contains("volume is in use"), "{e}");
+    ok(&docker(&d, &["rm", "-f", "runner"]));
+    assert!(!is_mounted(&mp), "unmounted with its last user gone");
+    ok(&docker(&d, &["volume", "rm", "crashvol", "hostvol"]));
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "through\n", "removing a bind-type volume never touches its device");
+}
