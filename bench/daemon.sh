@@ -80,14 +80,7 @@ fi
 
 # podman (daemonless; conmon per container)
 podman_mem="| podman | not installed | |"
-if command -v podman >/dev/null; then
-  mkdir -p "$work/podman"
-  cat >"$work/podman/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-EOF
-  export CONTAINERS_CONF="$work/podman/containers.conf"
-  podman="podman --root $work/podman/root --runroot $work/podman/run --cgroup-manager cgroupfs --events-backend file"
+if bench_podman; then
   $podman import "$work/bb.tar" bb >/dev/null
   $podman run -d --network none --name shimtest bb sleep 100000 >/dev/null
   sleep 1

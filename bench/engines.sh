@@ -39,3 +39,16 @@ bench_dockerd() {
   for _ in $(seq 200); do [ -S "$work/docker/docker.sock" ] && break; sleep 0.1; done
   docker="docker -H unix://$work/docker/docker.sock"
 }
+
+# podman with its own roots under $work/podman (and a containers.conf whose
+# ulimits a VM's root may set); sets `podman`. Fails when not installed.
+bench_podman() {
+  command -v podman >/dev/null || return 1
+  mkdir -p "$work/podman"
+  cat >"$work/podman/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+CONF
+  export CONTAINERS_CONF="$work/podman/containers.conf"
+  podman="podman --root $work/podman/root --runroot $work/podman/run --cgroup-manager cgroupfs --events-backend file --volumepath $work/podman/volumes"
+}

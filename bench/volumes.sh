@@ -34,6 +34,7 @@ bench_engine() { # name, cli
   done
   local left; left=$($cli volume ls -q | wc -l)
   results+=("$row $left |")
+  echo "$row $left |"
   $cli volume rm vol >/dev/null
 }
 
@@ -49,9 +50,8 @@ if bench_dockerd benchvol; then
   bench_engine docker "$docker"
 fi
 
-if command -v podman >/dev/null; then
-  mkdir -p "$work/podman"
-  bench_engine podman "podman --root $work/podman/root --runroot $work/podman/run --cgroup-manager cgroupfs --events-backend file --volumepath $work/podman/volumes"
+if bench_podman; then
+  bench_engine podman "$podman"
 fi
 
 echo
