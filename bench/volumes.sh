@@ -30,7 +30,7 @@ bench_engine() { # name, cli
   for i in 0 1 2; do
     hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/$name-$i.json" "$cli ${cases[$i]}" >/dev/null
     local m; m=$(ms "$work/$name-$i.json")
-    if [ -z "$base" ]; then base=$m; row="$row $m ms |"; else row="$row $m ms (+$(python3 -c "print(f'{$m-$base:.1f}')")) |"; fi
+    if [ -z "$base" ]; then base=$m; row="$row $m ms |"; else row="$row $m ms ($(python3 -c "print(f'{$m-$base:+.1f}')")) |"; fi
   done
   local left; left=$($cli volume ls -q | wc -l)
   results+=("$row $left |")
