@@ -86,7 +86,12 @@ fn read_only_binds_and_volumes_refuse_writes() {
     let m = format!("type=bind,source={},target=/x", dir.join("nope").display());
     let e = fails(&docker(&d, &["run", "--rm", "--mount", &m, "busybox", "true"]));
     assert!(e.contains("bind source path does not exist"), "{e}");
-    ok(&docker(&d, &["volume", "rm", "rovol"]));
+    // A read-only rootfs still takes writable volumes and binds, and a
+    // file bind.
+    let file = format!("{}:/etc/motd:ro", dir.join("f").display());
+    let out = ok(&docker(&d, &["run", "--rm", "--read-only", "-v", "rwvol:/data", "-v", &file, "busybox", "sh", "-c", "echo ok > /data/f && cat /data/f /etc/motd"]));
+    assert_eq!(out, "ok\nhost");
+    ok(&docker(&d, &["volume", "rm", "rovol", "rwvol"]));
 }
 
 #[test]
