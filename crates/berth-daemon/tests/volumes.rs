@@ -273,7 +273,7 @@ fn docker_cli_volume_commands_and_mounts() {
     let by = |dest: &str| mounts.as_array().unwrap().iter().find(|m| m["Destination"] == dest).unwrap().clone();
     assert_eq!(by("/b")["Propagation"], "rslave");
     assert_eq!(by("/b")["Type"], "bind");
-    assert_eq!(by("/v")["Name"], "v1");
+    assert_eq!((by("/v")["Name"].as_str(), by("/v")["Mode"].as_str()), (Some("v1"), Some("z")), "docker's mode for a named volume");
     assert_eq!(by("/t")["Type"], "tmpfs");
     let ps = ok(&docker(&d, &["ps", "-a", "--format", "{{.Mounts}}", "--filter", "name=mm"]));
     assert!(ps.contains("v1"), "{ps}");

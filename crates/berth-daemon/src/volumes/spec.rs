@@ -151,7 +151,8 @@ pub fn parse_bind(raw: &str) -> ApiResult<Request> {
         source: if kind == Kind::Bind { clean(source) } else { String::new() },
         destination,
         driver: if kind == Kind::Volume { berth_volume::LOCAL.into() } else { String::new() },
-        mode: mode.to_owned(),
+        // docker shows a named volume's empty mode as its default label mode.
+        mode: if mode.is_empty() && kind == Kind::Volume && !source.is_empty() { "z".into() } else { mode.to_owned() },
         rw: !modes.contains(&"ro"),
         propagation: propagation.unwrap_or_else(|| if kind == Kind::Bind { "rprivate".into() } else { String::new() }),
         copy_data: kind == Kind::Volume && !modes.contains(&"nocopy"),
@@ -218,6 +219,7 @@ pub fn parse_mount(m: &Mount) -> ApiResult<Request> {
             if m.tmpfs_options.is_some() {
                 return must_not("TmpfsOptions");
             }
+            point.mode = if source.is_empty() { String::new() } else { "z".into() };
             point.name = source;
             point.driver = berth_volume::LOCAL.into();
             let v = m.volume_options.clone().unwrap_or_default();
@@ -325,6 +327,8 @@ mod tests {
         let r = parse_bind("/h:/c").unwrap().point;
         assert_eq!(r.propagation, "rprivate");
         assert!(r.rw);
+        assert_eq!(parse_bind("vol:/data").unwrap().point.mode, "z");
+        assert_eq!(parse_bind("/data").unwrap().point.mode, "");
         let r = parse_bind("vol:/data:nocopy").unwrap().point;
         assert_eq!((r.kind, r.name.as_str(), r.copy_data, r.driver.as_str()), (Kind::Volume, "vol", false, "local"));
         let r = parse_bind("/data").unwrap().point;
