@@ -326,6 +326,7 @@ fn bad_input_is_refused_and_nothing_is_created() {
         (&["volume", "create", "-o", "type=tmpfs", "badopt2"], "missing required option: \"device\""),
         (&["volume", "create", "a/b"], "includes invalid characters for a local volume name"),
         (&["volume", "create", "-d", "nfsplugin", "x1"], "plugin \"nfsplugin\" not found"),
+        (&["run", "--rm", "--volume-driver", "nfsplugin", "-v", "x2:/x", "busybox", "true"], "plugin \"nfsplugin\" not found"),
         (&["volume", "rm", "nosuchvol"], "no such volume"),
     ];
     for (args, want) in cases {

@@ -20,6 +20,9 @@ impl Daemon {
     /// nothing is left referenced or created.
     pub async fn container_mounts(&self, id: &str, hc: &HostConfig, volumes: &[String]) -> ApiResult<Vec<MountPoint>> {
         check_storage_opts(hc, &self.config.data_root)?;
+        if let Some(d) = hc.volume_driver.as_deref().filter(|d| !d.is_empty() && *d != berth_volume::LOCAL) {
+            return Err(ApiError::not_found(format!("error looking up volume plugin {d}: plugin {d:?} not found")));
+        }
         let tmpfs: Vec<String> = hc.tmpfs.iter().flatten().map(|(k, _)| k.clone()).collect();
         let requests = spec::parse_all(hc.binds.as_deref().unwrap_or(&[]), hc.mounts.as_deref().unwrap_or(&[]), &tmpfs)?;
         // --volumes-from first: explicit mounts win over what it brings.
