@@ -241,6 +241,9 @@ impl Client {
         let header = |k: &str| headers.iter().find(|(h, _)| h == k).map(|(_, v)| v.as_str());
         let framing = if status == 101 {
             Framing::Raw
+        } else if status == 204 || status == 304 {
+            // Never a body (RFC 9110), whatever the headers say.
+            Framing::Length(0)
         } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             Framing::Chunked { left: 0, done: false }
         } else if let Some(n) = header("content-length").and_then(|v| v.parse().ok()) {

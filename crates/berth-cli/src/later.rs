@@ -145,40 +145,6 @@ pub enum NetworkCommand {
     },
 }
 
-#[derive(Debug, Clone, Subcommand)]
-pub enum VolumeCommand {
-    /// Create a volume
-    Create {
-        /// Specify volume driver name
-        #[arg(short = 'd', long = "driver", value_name = "string", default_value = "local")]
-        driver: String,
-        #[arg(value_name = "VOLUME")]
-        name: Option<String>,
-    },
-    /// Display detailed information on one or more volumes
-    Inspect {
-        /// Format output using a custom template
-        #[arg(short = 'f', long = "format", value_name = "string")]
-        format: Option<String>,
-        #[arg(value_name = "VOLUME", required = true)]
-        names: Vec<String>,
-    },
-    /// List volumes
-    #[command(visible_alias = "list")]
-    Ls(ListArgs),
-    /// Remove unused local volumes
-    Prune(PruneLaterArgs),
-    /// Remove one or more volumes
-    #[command(visible_alias = "remove")]
-    Rm {
-        /// Force the removal of one or more volumes
-        #[arg(short = 'f', long = "force")]
-        force: bool,
-        #[arg(value_name = "VOLUME", required = true)]
-        names: Vec<String>,
-    },
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
     /// Provide filter values
@@ -273,39 +239,6 @@ pub async fn network(ctx: &Ctx, cmd: &NetworkCommand) -> Result<(), LaterError> 
             Ok(())
         }
         NetworkCommand::Prune(a) => prune(ctx, "networks", "NetworksDeleted", "Deleted Networks:", a, "WARNING! This will remove all custom networks not used by at least one container.").await,
-    }
-}
-
-pub async fn volume(ctx: &Ctx, cmd: &VolumeCommand) -> Result<(), LaterError> {
-    use template::s;
-    match cmd {
-        VolumeCommand::Ls(a) => {
-            let f = Filters::from_pairs(&a.filter);
-            let q = if f.is_empty() { String::new() } else { query(&[("filters", f.to_json())]) };
-            let v = call(ctx, "GET", &format!("/volumes{q}"), None).await?;
-            let items = v.get("Volumes").and_then(|x| x.as_array()).cloned().unwrap_or_default();
-            let h = template::map([("Driver", s("DRIVER")), ("Name", s("VOLUME NAME"))]);
-            list_out(&items, a, "table {{.Driver}}\t{{.Name}}", h, "Name")
-        }
-        VolumeCommand::Create { driver, name } => {
-            let body = serde_json::to_vec(&serde_json::json!({"Name": name.clone().unwrap_or_default(), "Driver": driver})).unwrap_or_default();
-            let v = call(ctx, "POST", "/volumes/create", Some(&body)).await?;
-            outln(v.get("Name").and_then(|i| i.as_str()).unwrap_or(""));
-            Ok(())
-        }
-        VolumeCommand::Rm { force, names } => {
-            let mut errs = Vec::new();
-            for n in names {
-                let q = if *force { "?force=1" } else { "" };
-                match call(ctx, "DELETE", &format!("/volumes/{}{q}", percent_encode(n)), None).await {
-                    Ok(_) => outln(n),
-                    Err(e) => errs.push(e),
-                }
-            }
-            if errs.is_empty() { Ok(()) } else { Err(LaterError::Many(errs)) }
-        }
-        VolumeCommand::Inspect { format, names } => inspect_each(ctx, "volumes", names, format.as_deref()).await,
-        VolumeCommand::Prune(a) => prune(ctx, "volumes", "VolumesDeleted", "Deleted Volumes:", a, "WARNING! This will remove anonymous local volumes not used by at least one container.").await,
     }
 }
 

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod system;
 pub mod timefmt;
 pub mod units;
+pub mod volume;
 
 use app::Ctx;
 use cli::{Cmd, ContainerCmd, ImageCmd, SystemCmd};
@@ -44,6 +45,8 @@ pub enum Error {
     Api(#[from] client::ApiError),
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    Volume(#[from] volume::VolumeError),
 }
 
 impl Error {
@@ -99,7 +102,7 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
         },
         Cmd::Volume(m) => match &m.command {
             None => app::out(&cli::help_of(&["volume"])),
-            Some(sub) => later::volume(ctx, sub).await?,
+            Some(sub) => volume::volume(ctx, sub).await?,
         },
         Cmd::Attach(a) => c::attach(ctx, a).await?,
         Cmd::Commit(a) => c::commit(ctx, a).await?,

@@ -81,6 +81,8 @@ pub enum StartError {
     Containers(#[from] crate::containers::store::StoreError),
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),
+    #[error(transparent)]
+    Volumes(#[from] berth_volume::VolumeError),
     #[error("invalid --log-opt {0:?}: want key=value")]
     LogOpt(String),
 }
@@ -206,7 +208,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         execs: Default::default(),
         started: std::time::Instant::now(),
         registry: crate::registry::client(config.registry.clone()),
+        volumes: Arc::new(berth_volume::VolumeStore::open(&config.data_root)?),
     });
+    daemon.restore_volumes().await;
     daemon.clone().restore().await;
     let mut listeners = Vec::new();
     for h in &config.hosts {

@@ -7,7 +7,8 @@
 //!             ├─ containers::store                  atomic records, names
 //!             ├─ containers::oci                    record → OCI spec (docker's defaults)
 //!             ├─ containers::run                    shims: start, stop, attach, logs, exec
-//!             └─ berth_image::ImageStore            images, layers, snapshots
+//!             ├─ berth_image::ImageStore            images, layers, snapshots
+//!             └─ volumes (berth_volume::VolumeStore) volumes, a container's mounts
 //! ```
 
 #![recursion_limit = "256"]
@@ -22,6 +23,7 @@ pub mod routes;
 pub mod server;
 pub mod shim;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -44,4 +46,5 @@ pub struct Daemon {
     pub started: std::time::Instant,
     /// The registry client (pull, push, login, search).
     pub registry: berth_registry::Client,
+    pub volumes: Arc<berth_volume::VolumeStore>,
 }

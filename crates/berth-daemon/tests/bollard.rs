@@ -62,6 +62,7 @@ const FILES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     ("version_test", &[("test_downversioning", "talks to /var/run/docker.sock, not DOCKER_HOST")]),
+    ("volume_test", &[]),
 ];
 
 // ---- the scratch crate --------------------------------------------------------
@@ -105,6 +106,8 @@ flate2 = "1"
 futures-core = "0.3"
 futures-util = "0.3"
 http-body-util = "0.1"
+# volume_test names it (`extern crate hyper`); bollard depends on it anyway.
+hyper = "1"
 tar = "0.4"
 tokio = {{ version = "1", features = ["fs", "io-util", "macros", "net", "rt-multi-thread", "time"] }}
 
@@ -424,4 +427,9 @@ fn bollard_system_test() {
 #[test]
 fn bollard_version_test() {
     run_file("version_test");
+}
+
+#[test]
+fn bollard_volume_test() {
+    run_file("volume_test");
 }

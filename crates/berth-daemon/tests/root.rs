@@ -18,14 +18,7 @@ fn daemon() -> TestDaemon {
 }
 
 fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    berth_testkit::stdout_of_success(o)
 }
 
 fn stderr(o: &Output) -> String {

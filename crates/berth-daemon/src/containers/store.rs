@@ -47,6 +47,9 @@ pub struct Container {
     /// the run it belongs to.
     #[serde(default)]
     pub run: u64,
+    /// Binds, volumes and tmpfs mounts, resolved at create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::volumes::spec::MountPoint>,
 }
 
 impl Container {
@@ -250,6 +253,7 @@ mod tests {
             log_path: String::new(),
             platform: "linux".into(),
             run: 0,
+            mounts: Vec::new(),
         }
     }
 

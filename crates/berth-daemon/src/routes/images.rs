@@ -64,9 +64,7 @@ impl crate::Daemon {
         }
         let mut v = serde_json::to_value(&du).map_err(|e| ApiError::internal(e.to_string()))?;
         v["Containers"] = json!(containers);
-        if v.get("Volumes").is_none() {
-            v["Volumes"] = json!([]);
-        }
+        v["Volumes"] = self.volumes_usage().await;
         if v.get("BuildCache").is_none() {
             v["BuildCache"] = json!([]);
         }

@@ -6,6 +6,7 @@ pub mod images;
 pub mod registry;
 pub mod run;
 pub mod system;
+pub mod volumes;
 
 use axum::Router;
 use axum::extract::Request;
@@ -29,6 +30,7 @@ pub fn router(d: Shared) -> Router {
         .merge(images::router())
         .merge(registry::router())
         .merge(run::router())
+        .merge(volumes::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .layer(axum::middleware::from_fn(check_version))
         .with_state(d)
