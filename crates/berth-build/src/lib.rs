@@ -14,3 +14,8 @@ pub mod expand;
 pub mod ignore;
 pub mod instruction;
 pub mod parser;
+pub mod builder;
+pub mod context;
+pub mod exec;
+pub mod fetch;
+pub mod fsops;
