@@ -305,6 +305,19 @@ impl<'a> Build<'a> {
         Ok(v)
     }
 
+    /// What can be checked before any step runs: the target exists, the
+    /// tags are valid references, every FROM expands.
+    pub fn check(&self) -> Result<(), BuildError> {
+        for s in &self.plan.stages {
+            self.from_image(s)?;
+        }
+        self.needed()?;
+        for t in &self.opts.tags {
+            Reference::parse_named(t).map_err(|e| BuildError::Image(format!("invalid reference format: {t}: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Run the build; events go to `out` in order. Tags are set only when
     /// every step succeeded.
     pub fn run(&self, out: &(dyn Fn(Event) + Sync)) -> Result<Built, BuildError> {
@@ -372,7 +385,7 @@ impl<'a> Build<'a> {
         out(Event::Stream(format!("Successfully built {}\n", short(&id))));
         for t in &tags {
             self.host.images.set_reference(t, &id).map_err(image_err)?;
-            out(Event::Stream(format!("Successfully tagged {t}\n")));
+            out(Event::Stream(format!("Successfully tagged {}\n", t.familiar())));
         }
         Ok(Built { id, tags: tags.iter().map(|t| t.to_string()).collect() })
     }
