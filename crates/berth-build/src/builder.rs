@@ -691,9 +691,9 @@ impl<'a> Build<'a> {
                     return Ok(());
                 }
                 let ws = Workspace::open(self.host, st.top_layer().as_ref())?;
-                let (uid, gid, _) = self.user_ids(ws.rootfs(), &st.user())?;
-                let _ = (uid, gid);
-                fsops::mkdir_all(ws.rootfs(), &abs, None)?;
+                // Created for the current USER, as BuildKit does.
+                let (uid, gid, _) = self.user_ids(ws.rootfs(), &st.user()).map_err(|e| BuildError::Step { line, message: e.to_string() })?;
+                fsops::mkdir_all(ws.rootfs(), &abs, Some((uid, gid)))?;
                 let created_by = format!("{} #(nop)  {comment}", st.shell().join(" "));
                 if ws.changed()? {
                     let layer = ws.commit()?;

@@ -36,8 +36,17 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<(), ContextError> {
     a.set_preserve_permissions(true);
     a.set_overwrite(true);
     for entry in a.entries().map_err(ContextError::Unpack)? {
+        let entry = match entry {
+            Ok(e) => e,
+            // The docker CLI's `-f -` context ends right after the last
+            // entry's data, without padding or end blocks; dockerd takes it.
+            // (The tar crate reports it only by this message.)
+            Err(e) if e.to_string().contains("unexpected EOF during skip") => break,
+            Err(e) => return Err(ContextError::Unpack(e)),
+        };
         // unpack_in refuses entries that would land outside `dest`.
-        entry.map_err(ContextError::Unpack)?.unpack_in(dest).map_err(ContextError::Unpack)?;
+        let mut entry = entry;
+        entry.unpack_in(dest).map_err(ContextError::Unpack)?;
     }
     Ok(())
 }
@@ -160,6 +169,26 @@ mod tests {
         apply_ignore(&dst, "Dockerfile").unwrap();
         assert!(!dst.join("b.tmp").exists());
         assert!(dst.join("keep.tmp").exists());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn unpadded_last_entry_is_accepted_but_truncated_data_is_not() {
+        let base = std::env::temp_dir().join(format!("berth-build-ctx-pad-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        let mut tar = Vec::new();
+        let mut b = tar::Builder::new(&mut tar);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "Dockerfile", &b"FROM\n"[..]).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        // As the docker CLI sends it: header + data, no padding, no end blocks.
+        unpack(&tar[..512 + 5], &base).unwrap();
+        assert_eq!(fs::read(base.join("Dockerfile")).unwrap(), b"FROM\n");
+        assert!(unpack(&tar[..512 + 3], &base.join("x")).is_err());
         fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -65,7 +65,8 @@ fn get_once(url: &str) -> Result<Reply, FetchError> {
     let io = |source| FetchError::Io { url: url.to_owned(), source };
     let mut s = TcpStream::connect(&addr).map_err(io)?;
     s.set_read_timeout(Some(Duration::from_secs(60))).map_err(io)?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: berth-build\r\nConnection: close\r\n\r\n").map_err(io)?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: berth-build\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(io)?;
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).map_err(io)?;

@@ -14,8 +14,12 @@ pub mod expand;
 pub mod ignore;
 pub mod instruction;
 pub mod parser;
+#[cfg(feature = "builder")]
 pub mod builder;
 pub mod context;
+#[cfg(feature = "builder")]
 pub mod exec;
+#[cfg(feature = "builder")]
 pub mod fetch;
+#[cfg(feature = "builder")]
 pub mod fsops;

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -122,17 +121,12 @@ async fn build(State(d): State<Shared>, Query(pairs): Pairs, body: Body) -> ApiR
     })
     .await??;
     // Parse before answering, so a bad Dockerfile is an HTTP error.
-    let check_host = host.clone();
-    let (ctx, opts) = {
-        let ctx_path = ctx.0.clone();
-        let o = opts.clone();
-        tokio::task::spawn_blocking(move || -> ApiResult<()> {
-            let b = Build::new(&check_host, &ctx_path, &o, None).map_err(|e| ApiError::invalid(e.to_string()))?;
-            b.check().map_err(|e| ApiError::invalid(e.to_string()))
-        })
-        .await??;
-        (ctx, opts)
-    };
+    let (check_host, ctx_path, o) = (host.clone(), ctx.0.clone(), opts.clone());
+    tokio::task::spawn_blocking(move || -> ApiResult<()> {
+        let b = Build::new(&check_host, &ctx_path, &o, None).map_err(|e| ApiError::invalid(e.to_string()))?;
+        b.check().map_err(|e| ApiError::invalid(e.to_string()))
+    })
+    .await??;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let images = d.clone();
     tokio::task::spawn_blocking(move || {
@@ -153,6 +147,10 @@ async fn build(State(d): State<Shared>, Query(pairs): Pairs, body: Body) -> ApiR
         });
         match result {
             Ok(built) => {
+                // Quiet: the classic builder answers only the image ID.
+                if quiet {
+                    send(message(&Event::Stream(format!("{}\n", built.id))));
+                }
                 for t in &built.tags {
                     images.events.image(&built.id.to_string(), "tag", &[("name", t.as_str())]);
                 }
@@ -165,7 +163,6 @@ async fn build(State(d): State<Shared>, Query(pairs): Pairs, body: Body) -> ApiR
                 send(error_message(&e));
             }
         }
-        let _ = Arc::strong_count(&images);
     });
     let stream = tokio_stream_from(rx);
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response())
