@@ -255,7 +255,7 @@ impl<'a> Build<'a> {
         })
     }
 
-    fn from_image(&self, stage: &Stage) -> Result<String, BuildError> {
+    fn base_name(&self, stage: &Stage) -> Result<String, BuildError> {
         match &stage.from.inst {
             Instruction::From { image, .. } => {
                 expand::word(image, self.plan.escape, &self.meta).map_err(|source| BuildError::Expand { line: stage.from.node.line, source })
@@ -267,7 +267,7 @@ impl<'a> Build<'a> {
     /// Stages a stage uses (its base, COPY --from).
     fn deps(&self, stage: &Stage) -> Result<Vec<usize>, BuildError> {
         let mut out = Vec::new();
-        let base = self.from_image(stage)?;
+        let base = self.base_name(stage)?;
         if let Some(i) = self.stage_by_name(&base).filter(|i| *i < stage.index && !base.chars().all(|c| c.is_ascii_digit())) {
             out.push(i);
         }
@@ -309,7 +309,7 @@ impl<'a> Build<'a> {
     /// tags are valid references, every FROM expands.
     pub fn check(&self) -> Result<(), BuildError> {
         for s in &self.plan.stages {
-            self.from_image(s)?;
+            self.base_name(s)?;
         }
         self.needed()?;
         for t in &self.opts.tags {
@@ -486,7 +486,7 @@ impl<'a> Build<'a> {
 
     fn base_state(&self, stage: &Stage) -> Result<State, BuildError> {
         let line = stage.from.node.line;
-        let name = self.from_image(stage)?;
+        let name = self.base_name(stage)?;
         if let Instruction::From { platform, .. } = &stage.from.inst {
             let p = match platform {
                 Some(p) => Some(expand::word(p, self.plan.escape, &self.meta).map_err(|source| BuildError::Expand { line, source })?),

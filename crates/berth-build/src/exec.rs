@@ -49,6 +49,30 @@ pub struct Host {
     pub cgroup_parent: String,
 }
 
+/// After a crash: unmount and remove what builds left (workspaces, views,
+/// unpacked contexts) and their snapshots.
+pub fn reconcile(host: &Host) {
+    for sub in ["containers", "views"] {
+        let dir = host.work_dir.join(sub);
+        if let Ok(mounts) = berth_sys::mount::mounts_under(&dir) {
+            for m in mounts.iter().rev() {
+                let _ = berth_sys::mount::unmount_if_mounted(m);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    for e in std::fs::read_dir(&host.work_dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with("context-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    for s in host.images.snapshots().list().unwrap_or_default() {
+        if s.key.starts_with("build-") {
+            let _ = host.images.snapshots().remove(&s.key);
+        }
+    }
+}
+
 /// What a RUN container runs.
 #[derive(Debug, Clone)]
 pub struct RunSpec {

@@ -75,6 +75,21 @@ fn runtime_binary(shim: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("berth-runtime"))
 }
 
+/// Where this daemon's builds run their steps.
+pub fn host(d: &crate::Daemon) -> Host {
+    Host {
+        images: d.images.clone(),
+        work_dir: d.config.exec_root.join("build"),
+        runtime_binary: runtime_binary(&d.config.shim_binary),
+        cgroup_parent: d.config.cgroup_parent.clone(),
+    }
+}
+
+/// At startup: remove what builds interrupted by a crash left.
+pub fn reconcile(d: &crate::Daemon) {
+    berth_build::exec::reconcile(&host(d));
+}
+
 fn message(e: &Event) -> String {
     let v = match e {
         Event::Stream(s) => json!({"stream": s}),
@@ -103,14 +118,8 @@ impl Drop for ContextDir {
 
 async fn build(State(d): State<Shared>, Query(pairs): Pairs, body: Body) -> ApiResult<Response> {
     let opts = options(&pairs)?;
-    let work_dir = d.config.exec_root.join("build");
-    let ctx = ContextDir(work_dir.join(format!("context-{}", berth_build::exec::random_hex(12))));
-    let host = Host {
-        images: d.images.clone(),
-        work_dir,
-        runtime_binary: runtime_binary(&d.config.shim_binary),
-        cgroup_parent: d.config.cgroup_parent.clone(),
-    };
+    let ctx = ContextDir(d.config.exec_root.join("build").join(format!("context-{}", berth_build::exec::random_hex(12))));
+    let host = host(&d);
     let reader = body_reader(body);
     let ctx_path = ctx.0.clone();
     let dockerfile = opts.dockerfile.clone();
