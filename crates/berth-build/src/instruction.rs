@@ -177,11 +177,16 @@ pub fn instruction(node: &Node, escape: char) -> Result<Instruction, ParseError>
             Instruction::From { image, name, platform: flag(&fl, "platform") }
         }
         "RUN" => {
-            let fl = flags(node, &["network", "mount", "security"])?;
+            let fl = flags(node, &["network", "mount"])?;
             if flag(&fl, "mount").is_some() {
                 return Err(err(node, "RUN --mount is not supported by this builder yet"));
             }
-            Instruction::Run { cmd: CmdForm::of(rest), heredocs: node.heredocs.clone(), network: flag(&fl, "network") }
+            let network = flag(&fl, "network");
+            if let Some(n) = network.as_deref()
+                && !matches!(n, "default" | "none" | "host") {
+                    return Err(err(node, format!("unsupported network mode: {n}")));
+                }
+            Instruction::Run { cmd: CmdForm::of(rest), heredocs: node.heredocs.clone(), network }
         }
         "CMD" => {
             flags(node, none)?;
@@ -209,7 +214,9 @@ pub fn instruction(node: &Node, escape: char) -> Result<Instruction, ParseError>
         }
         "COPY" | "ADD" => {
             let add = node.keyword == "ADD";
-            let allowed: &[&str] = if add { &["chown", "chmod", "link", "checksum", "keep-git-dir"] } else { &["from", "chown", "chmod", "link", "parents", "exclude"] };
+            // `--link` changes only how BuildKit caches; the others are not
+            // supported and refused as unknown rather than ignored.
+            let allowed: &[&str] = if add { &["chown", "chmod", "link"] } else { &["from", "chown", "chmod", "link"] };
             let fl = flags(node, allowed)?;
             let mut args = string_list(node, escape);
             if node.heredocs.is_empty() && args.len() < 2 || args.is_empty() {
@@ -358,6 +365,8 @@ mod tests {
         assert_eq!(parse_plan("FROM a\nCOPY x\n").unwrap_err().line, 2);
         assert!(parse_plan("FROM a\nSHELL /bin/bash\n").unwrap_err().message.contains("JSON form"));
         assert!(parse_plan("FROM a\nCOPY --bogus=1 a b\n").unwrap_err().message.contains("unknown flag: bogus"));
+        assert!(parse_plan("FROM a\nCOPY --parents a b\n").unwrap_err().message.contains("unknown flag: parents"));
+        assert!(parse_plan("FROM a\nRUN --network=bridge2 true\n").unwrap_err().message.contains("unsupported network mode"));
         assert!(parse_plan("FROM a\nONBUILD ONBUILD RUN x\n").is_err());
         assert!(parse_plan("FROM a AS 1x\n").is_err());
         assert!(parse_plan("FROM a AS x\nFROM b AS x\n").unwrap_err().message.contains("duplicate name"));

@@ -46,6 +46,9 @@ pub fn options(pairs: &[(String, String)]) -> ApiResult<BuildOptions> {
     if let Some(r) = s("remote") {
         return Err(ApiError::not_implemented(format!("remote build contexts are not supported yet: {r}")));
     }
+    if let Some(n) = s("networkmode").filter(|n| !matches!(n.as_str(), "default" | "bridge" | "host" | "none")) {
+        return Err(ApiError::not_implemented(format!("network mode {n:?} is not supported for builds yet (default, host, none)")));
+    }
     Ok(BuildOptions {
         dockerfile: s("dockerfile").unwrap_or_else(|| "Dockerfile".into()),
         tags: pairs.iter().filter(|(k, v)| k == "t" && !v.is_empty()).map(|(_, v)| v.clone()).collect(),
