@@ -376,3 +376,24 @@ fn docker_cli_classic_builder() {
     let h = ok(&docker(&d, &["history", "dk:1"]));
     assert!(h.contains("COPY file:"), "{h}");
 }
+
+#[test]
+fn heredocs_and_independent_stages_in_parallel() {
+    let d = daemon();
+    let ctx = context(
+        "build-heredoc",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS one\nRUN sleep 1 && echo one > /one\n\nFROM busybox AS two\nRUN sleep 1 && echo two > /two\n\nFROM busybox\nENV NAME=berth\nCOPY --from=one /one /\nCOPY --from=two /two /\nRUN <<EOF\necho first > /h\necho second >> /h\nEOF\nCOPY <<EOF /greeting\nhello $NAME\nEOF\nCOPY <<'RAW' /raw\nhello $NAME\nRAW\nRUN cat <<A > /a\nfrom a heredoc\nA\n",
+        )],
+    );
+    let t0 = std::time::Instant::now();
+    let a = build(&d, ctx.path(), "t=hd:1");
+    let took = t0.elapsed();
+    built(&a);
+    // The two one-second stages ran side by side.
+    assert!(took < std::time::Duration::from_millis(1900), "took {took:?}\n{}", a.text);
+    let pos = |s: &str| a.text.find(s).unwrap_or_else(|| panic!("{s} missing:\n{}", a.text));
+    assert!(pos("Step 1/12 : FROM busybox AS one") < pos("Step 3/12 : FROM busybox AS two"), "output in stage order");
+    assert_eq!(run(&d, "hd:1", &["cat", "/one", "/two", "/h", "/greeting", "/raw", "/a"]), "one\ntwo\nfirst\nsecond\nhello berth\nhello $NAME\nfrom a heredoc\n");
+}
