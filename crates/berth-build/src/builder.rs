@@ -226,7 +226,10 @@ impl<'a> Build<'a> {
             Some(t) => t,
             None => {
                 let rel = fsops::clean_rel(name).ok_or_else(|| BuildError::NoDockerfile(name.to_owned()))?;
-                std::fs::read_to_string(context.join(&rel)).map_err(|_| BuildError::NoDockerfile(name.to_owned()))?
+                // docker also takes a lower-case `dockerfile` by default.
+                std::fs::read_to_string(context.join(&rel))
+                    .or_else(|e| if rel == "Dockerfile" { std::fs::read_to_string(context.join("dockerfile")) } else { Err(e) })
+                    .map_err(|_| BuildError::NoDockerfile(name.to_owned()))?
             }
         };
         let plan = crate::instruction::parse_plan(&text)?;
@@ -866,14 +869,17 @@ impl<'a> Build<'a> {
             emit(Event::Stream(String::from_utf8_lossy(&pending).into_owned()));
         }
         if code != 0 {
-            if self.opts.force_rm || self.opts.rm {
+            // docker keeps a failed step's container unless --force-rm.
+            if self.opts.force_rm {
                 emit(Event::Stream(format!("Removing intermediate container {}\n", &ws.id[..12])));
             }
             return Err(BuildError::RunFailed { command: argv.join(" "), code });
         }
         let id = ws.id[..12].to_owned();
         let layer = ws.commit()?;
-        emit(Event::Stream(format!("Removing intermediate container {id}\n")));
+        if self.opts.rm || self.opts.force_rm {
+            emit(Event::Stream(format!("Removing intermediate container {id}\n")));
+        }
         self.commit(st, created_by, Some(layer), &key, emit)
     }
 

@@ -210,6 +210,13 @@ pub async fn build(ctx: &Ctx, a: &BuildArgs) -> Result<(), BuildCliError> {
     q.push(("rm", flag(a.rm)));
     q.push(("forcerm", flag(a.force_rm)));
     q.push(("networkmode", a.network.clone()));
+    if !a.quiet {
+        // As docker's classic builder client says it (to stdout).
+        use std::io::Write;
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "Sending build context to Docker daemon  {}", crate::units::human_size(tar.len() as f64));
+        let _ = o.flush();
+    }
     let c = ctx.client().map_err(BuildCliError::Api)?;
     let mut src: &[u8] = &tar;
     let mut r = c.upload("POST", &format!("/build{}", query(&q)), "application/x-tar", &mut src).await?;

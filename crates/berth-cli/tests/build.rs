@@ -43,6 +43,7 @@ fn berth_build_contexts_output_and_errors() {
     let o = berth(&d, &["build", "-t", "cli:1", "--build-arg", "WHO=tests", dir], None);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.starts_with("Sending build context to Docker daemon  "), "{out}");
     assert!(out.contains("Step 1/4 : FROM busybox") && out.contains("Successfully tagged cli:1"), "{out}");
     let run = berth(&d, &["run", "--rm", "cli:1", "cat", "/note.txt", "/who"], None);
     assert_eq!(text(&run).0, "a note\nbuilt for tests\n");

@@ -123,12 +123,17 @@ async fn build(State(d): State<Shared>, Query(pairs): Pairs, body: Body) -> ApiR
     let opts = options(&pairs)?;
     let ctx = ContextDir(d.config.exec_root.join("build").join(format!("context-{}", berth_build::exec::random_hex(12))));
     let host = host(&d);
-    let reader = body_reader(body);
+    let mut reader = body_reader(body);
     let ctx_path = ctx.0.clone();
     let dockerfile = opts.dockerfile.clone();
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
         std::fs::create_dir_all(&ctx_path).map_err(|e| ApiError::internal(format!("build context {}: {e}", ctx_path.display())))?;
-        berth_build::context::unpack(reader, &ctx_path).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let unpacked = berth_build::context::unpack(&mut reader, &ctx_path);
+        // Read the body to its end (the tar's end blocks, the last chunk)
+        // whatever happened: a connection closed with unread request data is
+        // reset, and the client could lose the answer.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        unpacked.map_err(|e| ApiError::invalid(e.to_string()))?;
         berth_build::context::apply_ignore(&ctx_path, &dockerfile).map_err(|e| ApiError::invalid(e.to_string()))
     })
     .await??;
