@@ -52,6 +52,25 @@ pub struct Host {
 /// After a crash: unmount and remove what builds left (workspaces, views,
 /// unpacked contexts) and their snapshots.
 pub fn reconcile(host: &Host) {
+    // RUN containers whose build died with the daemon: killed and deleted.
+    let runtime_root = host.work_dir.join("runtime");
+    for e in std::fs::read_dir(&runtime_root).into_iter().flatten().flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        if id.starts_with('.') {
+            continue;
+        }
+        let r = Command::new(&host.runtime_binary)
+            .arg("--root")
+            .arg(&runtime_root)
+            .args(["delete", "--force", &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !r.is_ok_and(|s| s.success()) {
+            tracing::warn!("could not delete interrupted build container {id}");
+        }
+    }
     for sub in ["containers", "views"] {
         let dir = host.work_dir.join(sub);
         if let Ok(mounts) = berth_sys::mount::mounts_under(&dir) {

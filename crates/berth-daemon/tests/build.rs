@@ -401,3 +401,35 @@ fn heredocs_and_independent_stages_in_parallel() {
     assert!(pos("Step 1/12 : FROM busybox AS one") < pos("Step 3/12 : FROM busybox AS two"), "output in stage order");
     assert_eq!(run(&d, "hd:1", &["cat", "/one", "/two", "/h", "/greeting", "/raw", "/a"]), "one\ntwo\nfirst\nsecond\nhello berth\nhello $NAME\nfrom a heredoc\n");
 }
+
+#[test]
+fn a_daemon_killed_mid_build_leaves_nothing_after_restart() {
+    let mut d = daemon();
+    let ctx = context("build-crash", &[("Dockerfile", "FROM busybox\nRUN echo started && sleep 60\n")]);
+    let mut c = d.docker().expect("the docker CLI is installed");
+    let mut child = c
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-t", "crash:1", ctx.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runtime = d.exec_root().join("build/runtime");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let running = || std::fs::read_dir(&runtime).map(|rd| rd.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.'))).unwrap_or(false);
+    while !running() {
+        assert!(std::time::Instant::now() < deadline, "the RUN container never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    d.kill9();
+    let _ = child.wait();
+    d.restart();
+    assert!(!running(), "the RUN container was deleted");
+    let left: Vec<_> = std::fs::read_dir(d.exec_root().join("build/containers")).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    let snaps: Vec<_> = std::fs::read_dir(d.data_root().join("image/snapshots")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(snaps.iter().all(|s| !s.to_string_lossy().starts_with("build-")), "{snaps:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(d.exec_root().join("build").to_str().unwrap()), "no build mount is left");
+    assert_eq!(d.request("GET", "/images/crash:1/json", None).unwrap().status, 404);
+}
