@@ -145,6 +145,13 @@ fn layers_whiteouts_history_and_cache() {
     let nc = build(&d, ctx.path(), "t=app:4&nocache=1");
     built(&nc);
     assert!(!nc.text.contains("Using cache"), "{}", nc.text);
+    // --cache-from trusts only the images it names and their parents.
+    let other = build(&d, ctx.path(), "t=app:5&cachefrom=%5B%22busybox%3Alatest%22%5D");
+    built(&other);
+    assert!(!other.text.contains("Using cache"), "{}", other.text);
+    let named = build(&d, ctx.path(), "t=app:6&cachefrom=%5B%22app%3A5%22%5D");
+    assert_eq!(built(&named), built(&other));
+    assert_eq!(named.text.matches("Using cache").count(), 7, "{}", named.text);
 }
 
 #[test]
