@@ -114,6 +114,8 @@ pub struct Workspace {
     bundle: PathBuf,
     rootfs: PathBuf,
     mounted: bool,
+    /// A container ran on it (so the runtime may have made mount points).
+    ran: std::cell::Cell<bool>,
 }
 
 pub fn random_hex(n: usize) -> String {
@@ -128,7 +130,7 @@ impl Workspace {
         let key = format!("build-{}", &id[..12]);
         let bundle = host.work_dir.join("containers").join(&id[..12]);
         let rootfs = bundle.join("rootfs");
-        let mut ws = Workspace { host: host.clone(), id, key: key.clone(), bundle, rootfs, mounted: false };
+        let mut ws = Workspace { host: host.clone(), id, key: key.clone(), bundle, rootfs, mounted: false, ran: Default::default() };
         let mounts =
             host.images.snapshots().prepare(&key, parent).map_err(|source| ExecError::Snapshot { key: key.clone(), source })?;
         std::fs::create_dir_all(&ws.rootfs).map_err(io_err("create bundle", &ws.rootfs))?;
@@ -160,6 +162,7 @@ impl Workspace {
         })?;
         let w2 = w.try_clone().map_err(io_err("pipe", &self.bundle))?;
         let runtime_root = self.host.work_dir.join("runtime");
+        self.ran.set(true);
         let mut child = Command::new(&self.host.runtime_binary)
             .arg("--root")
             .arg(&runtime_root)
@@ -252,10 +255,14 @@ impl Workspace {
     }
 
     /// Unmount and write the changes as a layer blob: (diff ID, size).
+    /// The files a RUN container's runtime made to mount over
+    /// (`/etc/resolv.conf`, `/etc/hosts`) stay out while they are empty.
     pub fn commit(mut self) -> Result<(Digest, u64), ExecError> {
         self.unmount()?;
         let upper = self.upper()?;
-        self.host.images.write_layer_blob(&self.key, &upper).map_err(|e| ExecError::Commit(e.to_string()))
+        let placeholders: Vec<PathBuf> =
+            if self.ran.get() { ["etc/resolv.conf", "etc/hosts"].iter().map(PathBuf::from).collect() } else { Vec::new() };
+        self.host.images.write_layer_blob(&self.key, &upper, &placeholders).map_err(|e| ExecError::Commit(e.to_string()))
     }
 }
 

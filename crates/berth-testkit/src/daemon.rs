@@ -187,7 +187,8 @@ impl Drop for TestDaemon {
         self.stop();
         // Whatever is left (shims of a test that panicked): kill processes
         // under the exec root, then unmount and remove the tree.
-        kill_processes_under(&self.dir.path().to_string_lossy());
+        // (With the trailing slash: `daemon-1-1` must not match `daemon-1-12`.)
+        kill_processes_under(&format!("{}/", self.dir.path().to_string_lossy()));
     }
 }
 

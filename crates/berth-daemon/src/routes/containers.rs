@@ -197,6 +197,7 @@ async fn commit(State(d): State<Shared>, Query(q): Q, Query(pairs): Query<Vec<(S
         changes: super::query_lines(&pairs, "changes"),
         config: image_config,
         container_id: c.id.clone(),
+        placeholders: fs::init_placeholders(),
     };
     let pause = q.get("pause").is_none_or(|p| p != "0" && p != "false") && fs::running(&c);
     let pauser = fs::RuntimePauser { runtime: d.runtime(), id: c.id.clone() };
