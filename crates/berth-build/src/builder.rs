@@ -510,7 +510,7 @@ impl<'a> Build<'a> {
         } else {
             Some(self.host.images.resolve(&name).map_err(|_| BuildError::Step {
                 line,
-                message: format!("pull access denied for {name}, repository does not exist or may require 'docker login'"),
+                message: format!("No such image: {name} (builds use local images; pull it first)"),
             })?)
         };
         match id {
@@ -904,7 +904,7 @@ impl<'a> Build<'a> {
                     Some(j) => self.results.wait(j).ok_or_else(|| BuildError::Step { line, message: format!("stage {f} failed") })?,
                     None => self.host.images.resolve(&f).map_err(|_| BuildError::Step {
                         line,
-                        message: format!("invalid from flag value {f}: pull access denied for {f}, repository does not exist or may require 'docker login'"),
+                        message: format!("invalid from flag value {f}: No such image: {f} (builds use local images; pull it first)"),
                     })?,
                 };
                 let img = self.host.images.image(&id).map_err(image_err)?;
