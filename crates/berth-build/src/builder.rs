@@ -316,7 +316,7 @@ impl<'a> Build<'a> {
         }
         self.needed()?;
         for t in &self.opts.tags {
-            Reference::parse_named(t).map_err(|e| BuildError::Image(format!("invalid reference format: {t}: {e}")))?;
+            tag_reference(t)?;
         }
         Ok(())
     }
@@ -339,7 +339,7 @@ impl<'a> Build<'a> {
             .opts
             .tags
             .iter()
-            .map(|t| Reference::parse_named(t).map_err(|e| BuildError::Image(format!("invalid reference format: {t}: {e}"))))
+            .map(|t| tag_reference(t))
             .collect::<Result<_, _>>()?;
         std::thread::scope(|scope| {
             let mut receivers = Vec::new();
@@ -1035,6 +1035,15 @@ impl<'a> Build<'a> {
     }
 }
 
+/// A `-t` value as the reference it sets: `:latest` when no tag is given.
+fn tag_reference(t: &str) -> Result<Reference, BuildError> {
+    let r = Reference::parse_named(t).map_err(|e| BuildError::Image(format!("invalid reference format: {t}: {e}")))?;
+    if r.digest().is_some() {
+        return Err(BuildError::Image(format!("invalid reference format: {t}: a build cannot be tagged with a digest")));
+    }
+    Ok(if r.tag().is_none() { r.with_tag("latest") } else { r })
+}
+
 /// Paths under `root` matching a glob (Go's `path.Match` per path).
 fn glob_walk(root: &Path, pattern: &str) -> Vec<String> {
     let depth = pattern.split('/').count();
@@ -1103,6 +1112,14 @@ fn expand_ports(s: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_default_to_latest() {
+        assert_eq!(tag_reference("app").unwrap().familiar(), "app:latest");
+        assert_eq!(tag_reference("reg.example:5000/team/app:v2").unwrap().familiar(), "reg.example:5000/team/app:v2");
+        assert!(tag_reference("Bad Name").is_err());
+        assert!(tag_reference(&format!("app@sha256:{}", "a".repeat(64))).is_err());
+    }
 
     #[test]
     fn durations() {

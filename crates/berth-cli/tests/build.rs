@@ -61,9 +61,10 @@ fn berth_build_contexts_output_and_errors() {
     let o = berth(&d, &["build", "-t", "cli:2", "-f", other.join("Build.df").to_str().unwrap(), dir], None);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(text(&berth(&d, &["run", "--rm", "cli:2", "cat", "/elsewhere"], None)).0, "a note\n");
-    let o = berth(&d, &["build", "-t", "cli:3", "-"], Some(b"FROM busybox\nRUN echo from-stdin > /s\n"));
+    let o = berth(&d, &["build", "-t", "cli3", "-"], Some(b"FROM busybox\nRUN echo from-stdin > /s\n"));
     assert!(o.status.success(), "{:?}", text(&o));
-    assert_eq!(text(&berth(&d, &["run", "--rm", "cli:3", "cat", "/s"], None)).0, "from-stdin\n");
+    assert!(text(&o).0.contains("Successfully tagged cli3:latest"), "{:?}", text(&o));
+    assert_eq!(text(&berth(&d, &["run", "--rm", "cli3", "cat", "/s"], None)).0, "from-stdin\n");
 
     // A context tar on stdin.
     let mut tar = Vec::new();
