@@ -76,27 +76,6 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct BuildArgs {
-    /// Name of the Dockerfile (Default is "PATH/Dockerfile")
-    #[arg(short = 'f', long = "file", value_name = "string")]
-    pub file: Option<String>,
-    /// Name and optionally a tag in the "name:tag" format
-    #[arg(short = 't', long = "tag", value_name = "list")]
-    pub tag: Vec<String>,
-    /// Set build-time variables
-    #[arg(long = "build-arg", value_name = "list")]
-    pub build_arg: Vec<String>,
-    /// Do not use cache when building the image
-    #[arg(long = "no-cache")]
-    pub no_cache: bool,
-    /// Suppress the build output and print image ID on success
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
-    #[arg(value_name = "PATH | URL | -")]
-    pub context: String,
-}
-
 #[derive(Debug, Clone, Subcommand)]
 pub enum NetworkCommand {
     /// Connect a container to a network

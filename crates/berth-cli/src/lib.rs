@@ -10,6 +10,7 @@
 //!   and times.
 
 pub mod app;
+pub mod build;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -47,12 +48,15 @@ pub enum Error {
     Registry(#[from] registry::RegistryError),
     #[error(transparent)]
     Volume(#[from] volume::VolumeError),
+    #[error(transparent)]
+    Build(#[from] build::BuildCliError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Container(e) => e.exit_code(),
+            Error::Build(e) => e.exit_code(),
             _ => 1,
         }
     }
@@ -64,7 +68,7 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
         Cmd::Run(a) => c::run(ctx, a).await?,
         Cmd::Exec(a) => c::exec(ctx, a).await?,
         Cmd::Ps(a) => c::ps(ctx, a).await?,
-        Cmd::Build(_) => return Err(later::LaterError::NotYet("build").into()),
+        Cmd::Build(a) => build::build(ctx, a).await?,
         Cmd::Pull(a) => registry::pull(ctx, a).await?,
         Cmd::Push(a) => registry::push(ctx, a).await?,
         Cmd::Images(a) => image::images(ctx, a).await?,
@@ -170,7 +174,7 @@ async fn container_cmd(ctx: &Ctx, cmd: &ContainerCmd) -> Result<(), Error> {
 
 async fn image_cmd(ctx: &Ctx, cmd: &ImageCmd) -> Result<(), Error> {
     match cmd {
-        ImageCmd::Build(_) => return Err(later::LaterError::NotYet("build").into()),
+        ImageCmd::Build(a) => build::build(ctx, a).await?,
         ImageCmd::History(a) => image::history(ctx, a).await?,
         ImageCmd::Import(a) => image::import(ctx, a).await?,
         ImageCmd::Inspect(a) => inspect::inspect_kind(ctx, "image", &a.images, false, a.format.as_deref()).await?,

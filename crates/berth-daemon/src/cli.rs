@@ -212,6 +212,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     });
     daemon.restore_volumes().await;
     daemon.clone().restore().await;
+    crate::routes::build::reconcile(&daemon);
     let mut listeners = Vec::new();
     for h in &config.hosts {
         if let Some(path) = crate::config::unix_path(h) {

@@ -165,7 +165,7 @@ impl ImageStore {
 
     /// Tar the upper dir into the content store (uncompressed: its digest is
     /// the diff ID).
-    fn write_layer_blob(&self, key: &str, upper: &Path, placeholders: &[PathBuf]) -> Result<(Digest, u64), ArchiveError> {
+    pub fn write_layer_blob(&self, key: &str, upper: &Path, placeholders: &[PathBuf]) -> Result<(Digest, u64), ArchiveError> {
         let cerr = |source| ArchiveError::Store { source: StoreError::Content { id: key.to_owned(), source } };
         let w = self.content().writer(&format!("commit-{key}-{}", crate::layer::random_name(8)), crate::digest::Algorithm::Sha256).map_err(cerr)?;
         let mut b = tar::Builder::new(io::BufWriter::with_capacity(BUF_SIZE, w));

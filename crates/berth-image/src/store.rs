@@ -361,7 +361,7 @@ impl ImageStore {
     /// (unpacking) any layer not yet there, then store its config, manifest
     /// and record. The image becomes visible only with its record, once
     /// everything it needs is stored. Returns the image ID.
-    pub(crate) fn add_image(
+    pub fn add_image(
         &self,
         config_bytes: &[u8],
         layer_blobs: &[Descriptor],

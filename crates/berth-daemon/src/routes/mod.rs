@@ -1,6 +1,7 @@
 //! The Engine API's routes, one router per resource, and the API version
 //! prefix handling around them.
 
+pub mod build;
 pub mod containers;
 pub mod images;
 pub mod registry;
@@ -31,6 +32,7 @@ pub fn router(d: Shared) -> Router {
         .merge(registry::router())
         .merge(run::router())
         .merge(volumes::router())
+        .merge(build::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .layer(axum::middleware::from_fn(check_version))
         .with_state(d)

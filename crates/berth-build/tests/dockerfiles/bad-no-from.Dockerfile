@@ -1,0 +1,5 @@
+# comments first
+ARG X=1
+
+LABEL a=b
+FROM busybox
