@@ -487,20 +487,45 @@ impl<'a> Build<'a> {
         self.commit(st, created_by, None, &key, emit)
     }
 
-    fn base_state(&self, stage: &Stage) -> Result<State, BuildError> {
+    /// A FROM's `--platform`, or the build's.
+    fn from_platform(&self, stage: &Stage) -> Result<Option<String>, BuildError> {
+        let line = stage.from.node.line;
+        Ok(match &stage.from.inst {
+            Instruction::From { platform: Some(p), .. } => {
+                Some(expand::word(p, self.plan.escape, &self.meta).map_err(|source| BuildError::Expand { line, source })?)
+            }
+            _ => self.opts.platform.clone().filter(|p| !p.is_empty()),
+        })
+    }
+
+    /// An image by name: the local one, or pulled when it is missing or
+    /// `pull` asks for a fresh copy (`--pull`), as docker's classic builder
+    /// does. Without a puller only local images are found.
+    fn image(&self, name: &str, platform: Option<&str>, pull: bool, line: usize, context: &str, emit: &dyn Fn(Event)) -> Result<Digest, BuildError> {
+        let local = self.host.images.resolve(name).ok();
+        if let Some(id) = &local
+            && !pull
+        {
+            return Ok(id.clone());
+        }
+        let Some(puller) = &self.host.puller else {
+            return local.ok_or_else(|| BuildError::Step { line, message: format!("{context}No such image: {name}") });
+        };
+        puller.pull(name, platform, &|l| emit(Event::Stream(l))).map_err(|m| BuildError::Step { line, message: format!("{context}{m}") })?;
+        self.host.images.resolve(name).map_err(|_| BuildError::Step { line, message: format!("{context}No such image: {name}") })
+    }
+
+    fn base_state(&self, stage: &Stage, emit: &dyn Fn(Event)) -> Result<State, BuildError> {
         let line = stage.from.node.line;
         let name = self.base_name(stage)?;
-        if let Instruction::From { platform, .. } = &stage.from.inst {
-            let p = match platform {
-                Some(p) => Some(expand::word(p, self.plan.escape, &self.meta).map_err(|source| BuildError::Expand { line, source })?),
-                None => self.opts.platform.clone().filter(|p| !p.is_empty()),
-            };
-            if let Some(p) = p {
-                let host = berth_image::model::host_platform();
-                let want = format!("{}/{}", host.os, host.architecture);
-                if !(p == want || p.starts_with(&format!("{want}/"))) {
-                    return Err(BuildError::Step { line, message: format!("platform {p} is not supported here (this host is {want})") });
-                }
+        // RUN steps execute here, so a stage can only be of this host's
+        // platform.
+        let platform = self.from_platform(stage)?;
+        if let Some(p) = &platform {
+            let host = berth_image::model::host_platform();
+            let want = format!("{}/{}", host.os, host.architecture);
+            if !(*p == want || p.starts_with(&format!("{want}/"))) {
+                return Err(BuildError::Step { line, message: format!("platform {p} is not supported here (this host is {want})") });
             }
         }
         let id = if let Some(j) = self.stage_by_name(&name).filter(|j| *j < stage.index && !name.chars().all(|c| c.is_ascii_digit())) {
@@ -508,10 +533,7 @@ impl<'a> Build<'a> {
         } else if name.eq_ignore_ascii_case("scratch") {
             None
         } else {
-            Some(self.host.images.resolve(&name).map_err(|_| BuildError::Step {
-                line,
-                message: format!("No such image: {name} (builds use local images; pull it first)"),
-            })?)
+            Some(self.image(&name, platform.as_deref(), self.opts.pull, line, "", emit)?)
         };
         match id {
             Some(id) => {
@@ -536,7 +558,7 @@ impl<'a> Build<'a> {
     fn build_stage(&self, i: usize, offset: usize, total: usize, labels: bool, emit: &dyn Fn(Event)) -> Result<Digest, BuildError> {
         let stage = &self.plan.stages[i];
         emit(Event::Stream(format!("Step {offset}/{total} : {}\n", stage.from.node.original)));
-        let mut st = self.base_state(stage)?;
+        let mut st = self.base_state(stage, emit)?;
         if let Some(id) = &st.image {
             emit(Event::Stream(format!(" ---> {}\n", short(id))));
         }
@@ -902,10 +924,7 @@ impl<'a> Build<'a> {
                 let f = ex(f)?;
                 let id = match self.stage_by_name(&f) {
                     Some(j) => self.results.wait(j).ok_or_else(|| BuildError::Step { line, message: format!("stage {f} failed") })?,
-                    None => self.host.images.resolve(&f).map_err(|_| BuildError::Step {
-                        line,
-                        message: format!("invalid from flag value {f}: No such image: {f} (builds use local images; pull it first)"),
-                    })?,
+                    None => self.image(&f, self.opts.platform.as_deref().filter(|p| !p.is_empty()), false, line, &format!("invalid from flag value {f}: "), emit)?,
                 };
                 let img = self.host.images.image(&id).map_err(image_err)?;
                 view = View::open(self.host, img.top_layer().as_ref())?;

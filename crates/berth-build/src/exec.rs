@@ -37,6 +37,14 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
     move |source| ExecError::Io { what, path: path.to_owned(), source }
 }
 
+/// Fetches images a build needs and does not have (or is told to fetch
+/// again with `--pull`): the daemon's registry client.
+pub trait Puller: Send + Sync {
+    /// Pull `name` for `platform` (`os/arch[/variant]`); lines of progress
+    /// go to `progress`. The error is the message the build reports.
+    fn pull(&self, name: &str, platform: Option<&str>, progress: &dyn Fn(String)) -> Result<(), String>;
+}
+
 /// Where RUN containers are made.
 #[derive(Clone)]
 pub struct Host {
@@ -47,6 +55,9 @@ pub struct Host {
     pub runtime_binary: PathBuf,
     /// Cgroup parent of RUN containers.
     pub cgroup_parent: String,
+    /// Where missing images come from; without one, builds use local
+    /// images only.
+    pub puller: Option<Arc<dyn Puller>>,
 }
 
 /// After a crash: unmount and remove what builds left (workspaces, views,

@@ -219,7 +219,8 @@ pub async fn build(ctx: &Ctx, a: &BuildArgs) -> Result<(), BuildCliError> {
     }
     let c = ctx.client().map_err(BuildCliError::Api)?;
     let mut src: &[u8] = &tar;
-    let mut r = c.upload("POST", &format!("/build{}", query(&q)), "application/x-tar", &mut src).await?;
+    let headers = crate::registry::build_config_header();
+    let mut r = c.upload_with_headers("POST", &format!("/build{}", query(&q)), "application/x-tar", &headers, &mut src).await?;
     let mut id = None;
     let mut buf = Vec::new();
     let mut handle = |line: &[u8]| -> Result<(), BuildCliError> {

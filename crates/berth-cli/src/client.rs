@@ -178,7 +178,19 @@ impl Client {
         content_type: &str,
         src: &mut (dyn AsyncRead + Unpin + Send),
     ) -> Result<RawResponse, ApiError> {
-        self.request(method, path, false, Some(Body::Stream { content_type, src }), &[]).await
+        self.upload_with_headers(method, path, content_type, &[], src).await
+    }
+
+    /// [`Client::upload`] with extra headers (`X-Registry-Config`).
+    pub async fn upload_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, String)],
+        src: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<RawResponse, ApiError> {
+        self.request(method, path, false, Some(Body::Stream { content_type, src }), headers).await
     }
 
     async fn request(&self, method: &str, path: &str, upgrade: bool, body: Option<Body<'_>>, headers: &[(&str, String)]) -> Result<RawResponse, ApiError> {

@@ -228,6 +228,15 @@ pub fn auth_header_for(image: &str) -> Vec<(&'static str, String)> {
     }
 }
 
+/// `X-Registry-Config` for a build: every stored credential, so the daemon
+/// can pull base images from private registries.
+pub fn build_config_header() -> Vec<(&'static str, String)> {
+    match credentials().build_header() {
+        Ok(Some(h)) => vec![("X-Registry-Config", h)],
+        _ => Vec::new(),
+    }
+}
+
 fn parse_ref(s: &str) -> Result<Reference, RegistryError> {
     Reference::parse_named(s).map_err(|e| RegistryError::Usage(format!("invalid reference format: {e}")))
 }

@@ -733,3 +733,40 @@ fn https_registries_are_verified_with_certs_d_or_named_insecure() {
     let info = ok(&berth(&d3, &["info"]));
     assert!(info.contains(&format!(" Insecure Registries:\n  {host}\n  127.0.0.0/8\n")), "{info}");
 }
+
+#[test]
+fn builds_pull_missing_base_images_with_the_clients_credentials() {
+    let d = daemon();
+    let users = TestDir::new("htpasswd");
+    let htpasswd = users.join("htpasswd");
+    std::fs::write(&htpasswd, berth_registry::server::auth::Htpasswd::entry("bob", "builder") + "\n").unwrap();
+    let reg = Registry::berth(&["--auth", "basic", "--htpasswd", htpasswd.to_str().unwrap()]);
+    let base = format!("{}/base/bb:1", reg.host());
+    ok(&berth_in(&d, &["login", "-u", "bob", "--password-stdin", &reg.host()], Some("builder\n")));
+    ok(&berth(&d, &["tag", "busybox", &base]));
+    ok(&berth(&d, &["push", &base]));
+    ok(&berth(&d, &["rmi", &base]));
+
+    let ctx = TestDir::new("build-pull");
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nRUN echo built > /built\n")).unwrap();
+    // Not local: the build pulls it, with the credentials berth sends.
+    let out = ok(&berth(&d, &["build", "-t", "pulled-base", ctx.path().to_str().unwrap()]));
+    assert!(out.contains("Pulling from base/bb"), "{out}");
+    assert!(out.contains(&format!("Status: Downloaded newer image for {base}")), "{out}");
+    assert!(ok(&berth(&d, &["image", "inspect", &base])).contains("RepoDigests"));
+    assert_eq!(ok(&berth(&d, &["run", "--rm", "pulled-base", "cat", "/built"])), "built\n");
+
+    // Local now: no pull, unless --pull asks for one.
+    let out = ok(&berth(&d, &["build", "-t", "pulled-base", ctx.path().to_str().unwrap()]));
+    assert!(!out.contains("Pulling from"), "{out}");
+    let out = ok(&berth(&d, &["build", "--pull", "-t", "pulled-base", ctx.path().to_str().unwrap()]));
+    assert!(out.contains("Pulling from base/bb") && out.contains("Image is up to date"), "{out}");
+
+    // Without credentials the registry refuses, and the build says so.
+    ok(&berth(&d, &["logout", &reg.host()]));
+    ok(&berth(&d, &["rmi", "-f", "pulled-base", &base]));
+    let o = berth(&d, &["build", "-t", "no-creds", ctx.path().to_str().unwrap()]);
+    let err = fails(&o);
+    assert!(err.contains("authentication required") || err.contains("pull access denied"), "{err}");
+    assert!(!ok(&berth(&d, &["images", "-q", "no-creds"])).contains(char::is_alphanumeric), "nothing tagged");
+}

@@ -86,10 +86,7 @@ impl AuthConfig {
         if v.is_empty() {
             return Ok(None);
         }
-        let bytes = [URL_SAFE, URL_SAFE_NO_PAD, STANDARD, STANDARD_NO_PAD]
-            .iter()
-            .find_map(|e| e.decode(v).ok())
-            .ok_or_else(|| AuthError::Header { reason: "not base64".into() })?;
+        let bytes = decode_header(v)?;
         let mut a: AuthConfig =
             serde_json::from_slice(&bytes).map_err(|e| AuthError::Header { reason: e.to_string() })?;
         a.fill_from_auth().map_err(|reason| AuthError::Header { reason })?;
@@ -120,6 +117,15 @@ impl AuthConfig {
     }
 }
 
+/// A credentials header's base64 (docker's clients send URL-safe, padded
+/// or not; some send the standard alphabet).
+fn decode_header(v: &str) -> Result<Vec<u8>, AuthError> {
+    [URL_SAFE, URL_SAFE_NO_PAD, STANDARD, STANDARD_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(v).ok())
+        .ok_or_else(|| AuthError::Header { reason: "not base64".into() })
+}
+
 /// docker's `config.json`, the parts about registries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DockerConfigFile {
@@ -135,6 +141,18 @@ pub struct DockerConfigFile {
 }
 
 impl DockerConfigFile {
+    /// `X-Registry-Config` of `POST /build`: base64 JSON of registry →
+    /// credentials, every registry the client knows, looked up as
+    /// `config.json`'s `auths` are.
+    pub fn from_build_header(value: &str) -> Result<DockerConfigFile, AuthError> {
+        let v = value.trim();
+        if v.is_empty() {
+            return Ok(DockerConfigFile::default());
+        }
+        let auths = serde_json::from_slice(&decode_header(v)?).map_err(|e| AuthError::Header { reason: e.to_string() })?;
+        Ok(DockerConfigFile { auths, ..Default::default() })
+    }
+
     /// Read `path`; a missing file is an empty config.
     pub fn read(path: &Path) -> Result<DockerConfigFile, AuthError> {
         match std::fs::read(path) {
@@ -245,6 +263,24 @@ impl CredentialStore {
             files.push(PathBuf::from(h).join(".docker/config.json"));
         }
         CredentialStore { files }
+    }
+
+    /// `X-Registry-Config` for `POST /build`: the stored credentials of
+    /// every registry (the first file naming a registry wins), as docker's
+    /// CLI sends them; `None` when there are none.
+    pub fn build_header(&self) -> Result<Option<String>, AuthError> {
+        let mut all = BTreeMap::new();
+        for f in &self.files {
+            let file = DockerConfigFile::read(f)?;
+            for key in file.auths.keys() {
+                if !all.contains_key(key)
+                    && let Some(a) = file.lookup(f, key)?
+                {
+                    all.insert(key.clone(), a);
+                }
+            }
+        }
+        Ok((!all.is_empty()).then(|| URL_SAFE.encode(serde_json::to_vec(&all).expect("auth configs serialize"))))
     }
 
     pub fn lookup(&self, host: &str) -> Result<Option<AuthConfig>, AuthError> {

@@ -6,15 +6,21 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use berth_build::builder::{Build, BuildError, BuildOptions, Event};
-use berth_build::exec::Host;
+use berth_build::exec::{Host, Puller};
+use berth_image::reference::Reference;
+use berth_registry::PullOptions;
+use berth_registry::auth::DockerConfigFile;
+use berth_registry::platform::PlatformSpec;
+use berth_registry::progress::Progress;
 use serde_json::json;
 
 use super::images::body_reader;
@@ -85,6 +91,38 @@ pub fn host(d: &crate::Daemon) -> Host {
         work_dir: d.config.exec_root.join("build"),
         runtime_binary: runtime_binary(&d.config.shim_binary),
         cgroup_parent: d.config.cgroup_parent.clone(),
+        puller: None,
+    }
+}
+
+/// Builds fetch what they miss through the daemon's registry client, as the
+/// classic builder does: a FROM image that is not local, and every FROM
+/// image with `--pull`. Credentials come from the build's
+/// `X-Registry-Config`, else the daemon's credential files.
+struct RegistryPuller {
+    d: Shared,
+    rt: tokio::runtime::Handle,
+    creds: DockerConfigFile,
+}
+
+impl Puller for RegistryPuller {
+    fn pull(&self, name: &str, platform: Option<&str>, progress: &dyn Fn(String)) -> Result<(), String> {
+        let r = Reference::parse_named(name).map_err(|e| e.to_string())?;
+        let platform = platform.map(PlatformSpec::parse).transpose().map_err(|e| e.to_string())?;
+        let auth = self.creds.lookup(std::path::Path::new("X-Registry-Config"), r.domain()).map_err(|e| e.to_string())?;
+        let opts = PullOptions { platform, auth };
+        let (sink, mut rx) = Progress::channel();
+        let (d, reference) = (self.d.clone(), r.to_string());
+        let task = self.rt.spawn(async move { d.registry.pull(d.images.clone(), &reference, &opts, &sink).await });
+        // The status lines only (layer bars have no place in a build's text).
+        while let Some(m) = rx.blocking_recv() {
+            if m.progress_detail.is_none() && !m.status.is_empty() {
+                progress(if m.id.is_empty() { format!("{}\n", m.status) } else { format!("{}: {}\n", m.id, m.status) });
+            }
+        }
+        self.rt.block_on(task).map_err(|e| e.to_string())?.map_err(|e| crate::registry::api_error(e).message)?;
+        self.d.events.image(&r.familiar(), "pull", &[("name", &r.familiar_name())]);
+        Ok(())
     }
 }
 
@@ -119,10 +157,15 @@ impl Drop for ContextDir {
     }
 }
 
-async fn build(State(d): State<Shared>, Query(pairs): Pairs, body: Body) -> ApiResult<Response> {
+async fn build(State(d): State<Shared>, Query(pairs): Pairs, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let opts = options(&pairs)?;
     let ctx = ContextDir(d.config.exec_root.join("build").join(format!("context-{}", berth_build::exec::random_hex(12))));
-    let host = host(&d);
+    let creds = match headers.get("x-registry-config").and_then(|v| v.to_str().ok()) {
+        Some(v) => DockerConfigFile::from_build_header(v).map_err(|e| ApiError::invalid(e.to_string()))?,
+        None => DockerConfigFile::default(),
+    };
+    let mut host = host(&d);
+    host.puller = Some(Arc::new(RegistryPuller { d: d.clone(), rt: tokio::runtime::Handle::current(), creds }));
     let mut reader = body_reader(body);
     let ctx_path = ctx.0.clone();
     let dockerfile = opts.dockerfile.clone();
