@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use rand::Rng;
 
 use crate::dns::{DnsEndpoint, DnsNetwork, DnsRequester, DnsTable};
-use crate::firewall::{BridgeRules, FirewallError, Nft, PortRule, render_delete, render_host};
+use crate::firewall::{BridgeRules, FirewallError, Load, Nft, PortRule, render_delete, render_host};
 use crate::ipam::{self, AddressPool, IpamError, SubnetAllocator, SubnetConfig};
 use crate::model::{Driver, Endpoint, EndpointSpec, Network, NetworkCreate, NetworkView, Sandbox, SandboxMode, opts};
 use crate::netlink::{IpvlanMode, MacvlanMode, Netlink, NetlinkError, SubKind};
@@ -161,6 +161,14 @@ pub struct Config {
     pub address_pools: Vec<AddressPool>,
     /// `/proc/sys`, for the forwarding sysctls.
     pub proc_sys: PathBuf,
+    /// Where sandbox records (endpoints, their addresses, published ports)
+    /// are kept: `<exec_root>/network` by default. They describe the
+    /// namespace files under the exec root and share their lifetime: they
+    /// survive a daemon restart, and a reboot (which ends every sandbox)
+    /// clears both together. On the tmpfs an exec root normally is, their
+    /// fsyncs cost nothing, which matters on the container start path.
+    /// Network records (the durable configuration) stay in the data root.
+    pub sandbox_records: PathBuf,
 }
 
 impl Config {
@@ -174,6 +182,7 @@ impl Config {
             default_bridge: DefaultBridge::default(),
             address_pools: ipam::default_pools(),
             proc_sys: PathBuf::from("/proc/sys"),
+            sandbox_records: exec_root.join("network"),
         }
     }
 }
@@ -231,7 +240,14 @@ struct State {
 ///
 /// At container stop (or when its start fails after step 1):
 /// [`crate::DnsServer::detach`], then [`Controller::teardown`], which keeps
-/// going past errors and reports them all.
+/// going past errors and reports them all. It releases addresses and ports
+/// and removes the namespace at once; the links themselves are deleted on a
+/// background thread (the kernel needs ~25 ms per link), whose errors
+/// [`Controller::flush`] returns (the daemon may call it from a periodic
+/// task; `reconcile` and `uninstall` call it).
+///
+/// At daemon shutdown nothing is needed (containers keep running); to
+/// remove everything berth set up on the host: [`Controller::uninstall`].
 pub struct Controller {
     cfg: Config,
     nft: Arc<dyn Nft>,
@@ -241,6 +257,8 @@ pub struct Controller {
     state: Mutex<State>,
     dns: Arc<RwLock<DnsTable>>,
     load_errors: Vec<String>,
+    pending: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    deferred_errors: Arc<Mutex<Vec<NetworkError>>>,
 }
 
 fn random_hex(n: usize) -> String {
@@ -296,7 +314,7 @@ impl Controller {
     pub fn open(cfg: Config, nft: Arc<dyn Nft>, probe: Box<dyn PortProbe + Send + Sync>) -> Result<Controller, NetworkError> {
         let root = cfg.data_root.join("network");
         let networks_dir = RecordDir::open(root.join("networks"))?;
-        let sandboxes_dir = RecordDir::open(root.join("sandboxes"))?;
+        let sandboxes_dir = RecordDir::open(cfg.sandbox_records.join("sandboxes"))?;
         let (networks, mut errs) = networks_dir.load_all::<Network>();
         let (sandboxes, errs2) = sandboxes_dir.load_all::<Sandbox>();
         errs.extend(errs2);
@@ -316,6 +334,8 @@ impl Controller {
             state: Mutex::new(State { networks: BTreeMap::new(), sandboxes: BTreeMap::new(), ipam: HashMap::new(), ports: PortAllocator::new(ephemeral) }),
             dns: Arc::new(RwLock::new(DnsTable::default())),
             load_errors: errs.iter().map(|e| e.to_string()).collect(),
+            pending: Mutex::new(Vec::new()),
+            deferred_errors: Arc::new(Mutex::new(Vec::new())),
         };
         c.ensure_default_network(&mut state)?;
         rebuild_allocations(&mut state);
@@ -383,7 +403,7 @@ impl Controller {
             labels: BTreeMap::new(),
             options,
             device: db.device.clone(),
-            owned_parent: false,
+            owned_device: true,
             mtu: db.mtu,
             predefined: true,
         };
@@ -454,7 +474,7 @@ impl Controller {
         };
         let subnets = self.plan_subnets(&state, req)?;
         let id = random_hex(64);
-        let (device, owned_parent) = match driver {
+        let (device, owned_device) = match driver {
             Driver::Bridge => {
                 let name = match req.options.get(opts::BRIDGE_NAME) {
                     Some(b) => b.clone(),
@@ -466,7 +486,8 @@ impl Controller {
                 if let Some(other) = state.networks.values().find(|n| n.driver == Driver::Bridge && n.device == name) {
                     return Err(NetworkError::BridgeInUse { name, network: other.name.clone() });
                 }
-                (name, false)
+                let exists = Netlink::open().and_then(|mut nl| nl.link_index(&name)).map_err(nl_err(format!("bridge {name}")))?.is_some();
+                (name, !exists)
             }
             Driver::Macvlan | Driver::Ipvlan => match req.options.get(opts::PARENT) {
                 Some(p) => (p.clone(), false),
@@ -485,7 +506,7 @@ impl Controller {
             labels: req.labels.clone(),
             options: req.options.clone(),
             device,
-            owned_parent,
+            owned_device,
             mtu,
             predefined: false,
         };
@@ -594,7 +615,7 @@ impl Controller {
                 }
             }
             Driver::Macvlan | Driver::Ipvlan => {
-                if net.owned_parent {
+                if net.owned_device {
                     nl.ensure_dummy(&net.device).map_err(nl_err(format!("parent {}", net.device)))?;
                     nl.set_up(&net.device).map_err(nl_err(format!("parent {}", net.device)))?;
                 } else if nl.link_index(&net.device).map_err(nl_err("parent"))?.is_none() {
@@ -606,7 +627,7 @@ impl Controller {
     }
 
     fn remove_network_devices(&self, net: &Network) -> Result<(), NetworkError> {
-        if net.driver == Driver::Bridge || net.owned_parent {
+        if net.owned_device {
             let mut nl = Netlink::open().map_err(nl_err("netlink"))?;
             nl.delete_link(&net.device).map_err(nl_err(format!("delete {}", net.device)))?;
         }
@@ -814,6 +835,7 @@ impl Controller {
         }
         let ep = Endpoint {
             network_id: net.id.clone(),
+            container_name: spec.container_name.trim_start_matches('/').to_owned(),
             endpoint_id: random_hex(64),
             ifname: ifname.clone(),
             host_ifname: (net.driver == Driver::Bridge).then(|| self.link_name("v", &random_hex(16))),
@@ -1029,8 +1051,12 @@ impl Controller {
     }
 
     fn apply_firewall(&self, state: &State) -> Result<(), NetworkError> {
+        self.load_firewall(state, Load::Update)
+    }
+
+    fn load_firewall(&self, state: &State, load: Load) -> Result<(), NetworkError> {
         let (bridges, ports) = self.firewall_rules(state);
-        self.nft.apply(&render_host(&self.cfg.nft_table, &bridges, &ports), "host")?;
+        self.nft.apply(&render_host(&self.cfg.nft_table, &bridges, &ports, load), "host")?;
         Ok(())
     }
 
@@ -1038,7 +1064,7 @@ impl Controller {
     pub fn firewall_script(&self) -> String {
         let state = self.lock();
         let (bridges, ports) = self.firewall_rules(&state);
-        render_host(&self.cfg.nft_table, &bridges, &ports)
+        render_host(&self.cfg.nft_table, &bridges, &ports, Load::Update)
     }
 
     // ---- teardown ------------------------------------------------------
@@ -1058,18 +1084,31 @@ impl Controller {
         for m in &sb.ports {
             state.ports.release(m);
         }
+        // Links are deleted on a thread of their own: the kernel takes
+        // ~25 ms per deleted link (an RCU grace period), which would
+        // otherwise be most of a container's stop. Their addresses are
+        // released now; [`Controller::flush`] waits for the deletions.
+        let mut host_links = Vec::new();
+        let mut inner_links = Vec::new();
         for ep in &sb.endpoints {
-            if let Some(net) = state.networks.get(&ep.network_id).cloned() {
-                if let Err(e) = self.remove_endpoint_links(&net, &sb, ep) {
-                    errors.push(e);
-                }
-            } else if let Some(h) = &ep.host_ifname
-                && let Err(e) = Netlink::open().and_then(|mut nl| nl.delete_link(h))
-            {
-                errors.push(NetworkError::Netlink { context: format!("veth {h}"), source: e });
+            match &ep.host_ifname {
+                Some(h) => host_links.push(h.clone()),
+                None => inner_links.push(ep.ifname.clone()),
             }
             release_endpoint(state, ep);
         }
+        let inner = if inner_links.is_empty() {
+            None
+        } else {
+            match Netns::open(&sb.netns) {
+                Ok(ns) => Some((ns, inner_links)),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => {
+                    errors.push(e.into());
+                    None
+                }
+            }
+        };
         state.sandboxes.remove(container);
         if had_ports && let Err(e) = self.apply_firewall(state) {
             errors.push(e);
@@ -1079,11 +1118,63 @@ impl Controller {
         {
             errors.push(e.into());
         }
+        self.remove_links_later(host_links, inner);
         if let Err(e) = self.sandboxes_dir.remove(container) {
             errors.push(e.into());
         }
         self.rebuild_dns(state);
         if errors.is_empty() { Ok(()) } else { Err(TeardownError { subject: format!("container {container}"), errors }) }
+    }
+
+    fn remove_links_later(&self, host: Vec<String>, inner: Option<(Netns, Vec<String>)>) {
+        if host.is_empty() && inner.is_none() {
+            return;
+        }
+        let errors = self.deferred_errors.clone();
+        let handle = std::thread::spawn(move || {
+            let mut errs = Vec::new();
+            if let Some((ns, names)) = inner {
+                match ns.netlink() {
+                    Ok(mut nl) => {
+                        for n in names {
+                            if let Err(e) = nl.delete_link(&n) {
+                                errs.push(NetworkError::Netlink { context: format!("{n} in {}", ns.path().display()), source: e });
+                            }
+                        }
+                    }
+                    Err(e) => errs.push(e.into()),
+                }
+            }
+            if !host.is_empty() {
+                match Netlink::open() {
+                    Ok(mut nl) => {
+                        for h in host {
+                            if let Err(e) = nl.delete_link(&h) {
+                                errs.push(NetworkError::Netlink { context: format!("veth {h}"), source: e });
+                            }
+                        }
+                    }
+                    Err(e) => errs.push(NetworkError::Netlink { context: "netlink".into(), source: e }),
+                }
+            }
+            for e in &errs {
+                tracing::warn!("network teardown: {e}");
+            }
+            errors.lock().unwrap_or_else(|p| p.into_inner()).extend(errs);
+        });
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|h| !h.is_finished());
+        pending.push(handle);
+    }
+
+    /// Wait for the link deletions teardowns started, and return the errors
+    /// they met since the last call.
+    pub fn flush(&self) -> Vec<NetworkError> {
+        let handles: Vec<_> = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
+        std::mem::take(&mut *self.deferred_errors.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// At daemon start: tear down the sandboxes of containers for which
@@ -1103,6 +1194,7 @@ impl Controller {
             }
             report.sandboxes_removed.push(c);
         }
+        report.errors.extend(self.flush().iter().map(|e| e.to_string()));
         for net in state.networks.values() {
             if let Err(e) = self.setup_network_devices(net) {
                 report.errors.push(format!("network {}: {e}", net.name));
@@ -1143,7 +1235,7 @@ impl Controller {
                 }
             }
         }
-        if let Err(e) = self.apply_firewall(&state) {
+        if let Err(e) = self.load_firewall(&state, Load::Replace) {
             report.errors.push(e.to_string());
         }
         rebuild_allocations(&mut state);
@@ -1163,6 +1255,7 @@ impl Controller {
                 errors.extend(e.errors);
             }
         }
+        errors.extend(self.flush());
         for net in state.networks.values() {
             if let Err(e) = self.remove_network_devices(net) {
                 errors.push(e);

@@ -30,6 +30,6 @@ pub mod store;
 
 pub use controller::{Config, Controller, DefaultBridge, NetworkError, ReconcileReport, TeardownError};
 pub use dns::{DnsServer, DnsTable};
-pub use firewall::{Nft, NftCommand, RecordingNft};
+pub use firewall::{LibNftables, Nft, NftCommand, RecordingNft, system_nft};
 pub use model::{Driver, Endpoint, EndpointSpec, IpamRequest, Network, NetworkCreate, NetworkView, Sandbox, SandboxMode};
 pub use ports::{BindProbe, PortMapping, PortRequest, Proto};

@@ -84,9 +84,10 @@ pub struct Network {
     pub options: BTreeMap<String, String>,
     /// The bridge device (bridge driver) or the parent link (macvlan, ipvlan).
     pub device: String,
-    /// A dummy parent berth created for a macvlan/ipvlan network without `parent`.
-    #[serde(default)]
-    pub owned_parent: bool,
+    /// Whether berth created `device` (a bridge, or the dummy parent of a
+    /// macvlan/ipvlan network given no `parent`) and deletes it with the
+    /// network; a bridge that existed before `network create` is left alone.
+    pub owned_device: bool,
     pub mtu: Option<u32>,
     /// The default `bridge` network: cannot be removed, no DNS, no `--ip`.
     pub predefined: bool,
@@ -115,6 +116,8 @@ impl Network {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub network_id: String,
+    /// The container's name (`Containers.<id>.Name` of `network inspect`).
+    pub container_name: String,
     pub endpoint_id: String,
     /// Name inside the sandbox: `eth0`, `eth1`...
     pub ifname: String,

@@ -50,7 +50,9 @@ fn env(t: u8) -> Env {
     cfg.default_bridge.device = format!("{prefix}d");
     cfg.default_bridge.bip = Some(format!("{}.1/24", net24(t, 0)).parse().unwrap());
     cfg.address_pools = vec![AddressPool { base: format!("{}.0/24", net24(t, 3)).parse().unwrap(), size: 24 }];
-    let ctl = Controller::open(cfg, Arc::new(NftCommand::default()), Box::new(BindProbe)).unwrap();
+    // libnftables when the host has it (the reopened controllers of the
+    // restart tests use the nft binary, so both loaders are exercised).
+    let ctl = Controller::open(cfg, berth_network::system_nft(), Box::new(BindProbe)).unwrap();
     // The guard exists before reconcile makes anything.
     let env = Env { ctl, prefix, t, dir };
     let report = env.ctl.reconcile(&|_| true);
@@ -198,7 +200,7 @@ fn two_sandboxes_reach_each_other_by_ip_and_by_name() {
     assert!(routes.contains(&ep.mac), "{routes}");
 
     let rt = runtime();
-    let dns = DnsServer::new(env.ctl.dns_table(), vec![], Arc::new(NftCommand::default()), &env.prefix);
+    let dns = DnsServer::new(env.ctl.dns_table(), vec![], berth_network::system_nft(), &env.prefix);
     assert!(env.ctl.needs_dns(&a));
     rt.block_on(async {
         dns.attach(&a, &ans).await.unwrap();
@@ -216,6 +218,9 @@ fn two_sandboxes_reach_each_other_by_ip_and_by_name() {
     // The short id resolves too; unknown names are not answered locally.
     let out = ok(sh_in(&bns, None, &format!("busybox nslookup {} 127.0.0.11", &a[..12])));
     assert!(out.contains(&aip.to_string()), "{out}");
+    // Over TCP too (the stateless port rewrite works both ways).
+    let answer = berth_network::netns::Netns::open(&ans).unwrap().run(|| tcp_query("beta.")).unwrap();
+    assert_eq!(answer, vec![bip], "TCP answer");
     rt.block_on(async {
         dns.detach(&a);
         dns.detach(&b);
@@ -225,6 +230,33 @@ fn two_sandboxes_reach_each_other_by_ip_and_by_name() {
     env.ctl.teardown(&b).unwrap();
     assert!(!ans.exists());
     env.ctl.remove_network(&net).unwrap();
+}
+
+/// An A query for `name` to 127.0.0.11:53 over TCP, from the calling thread's namespace.
+fn tcp_query(name: &str) -> Vec<IpAddr> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut m = Message::query();
+    m.metadata.id = 7;
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let q = m.to_vec().unwrap();
+    let mut s = TcpStream::connect_timeout(&"127.0.0.11:53".parse().unwrap(), Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(&(q.len() as u16).to_be_bytes()).unwrap();
+    s.write_all(&q).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    let r = Message::from_vec(&buf).unwrap();
+    r.answers
+        .iter()
+        .filter_map(|rec| match &rec.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -574,4 +606,51 @@ fn sandbox_setup_and_teardown_is_quick() {
     let median = times[times.len() / 2];
     eprintln!("sandbox + endpoint setup and teardown: median {median:?}");
     assert!(median < Duration::from_millis(100), "{median:?}");
+}
+
+#[test]
+fn ipv6_networks_give_both_families() {
+    let env = env(12);
+    let v6 = format!("fd00:b7:{:x}:{:x}::/64", run_byte(), env.t);
+    let req = NetworkCreate {
+        name: format!("{}-six", env.prefix),
+        ipv6: true,
+        ipam: vec![
+            IpamRequest { subnet: Some(format!("{}.0/24", net24(12, 1))), ..Default::default() },
+            IpamRequest { subnet: Some(v6.clone()), ..Default::default() },
+        ],
+        ..Default::default()
+    };
+    let net = env.ctl.create_network(&req).unwrap();
+    assert_eq!(net.subnets.len(), 2);
+    let (_a, ans) = env.container("alpha", &[&net.id]);
+    let (b, bns) = env.container("beta", &[&net.id]);
+    let bv6 = env.ctl.network(&net.id).unwrap().containers[&b].ipv6.unwrap().addr();
+    assert!(bv6.to_string().starts_with(&v6[..v6.len() - 4]), "{bv6}");
+    assert!(ping(&ans, &bv6.to_string()), "ping {bv6}");
+    let routes = ok(sh_in(&ans, None, "ip -6 route"));
+    assert!(routes.contains("default via"), "{routes}");
+    let rt = runtime();
+    let dns = DnsServer::new(env.ctl.dns_table(), vec![], berth_network::system_nft(), &env.prefix);
+    rt.block_on(async {
+        dns.attach(&_a, &ans).await.unwrap();
+        dns.attach(&b, &bns).await.unwrap();
+    });
+    let out = ok(sh_in(&ans, None, "busybox nslookup -type=AAAA beta 127.0.0.11"));
+    assert!(out.contains(&bv6.to_string()), "{out}");
+    dns.detach(&_a);
+    dns.detach(&b);
+}
+
+#[test]
+fn libnftables_and_the_nft_binary_report_rejected_scripts() {
+    berth_testkit::require_root();
+    let bad = "table inet x { chain c { nonsense } }\n";
+    let loaders: Vec<Arc<dyn berth_network::Nft>> = vec![berth_network::system_nft(), Arc::new(NftCommand::default())];
+    for nft in loaders {
+        let e = nft.apply(bad, "test").unwrap_err();
+        assert!(e.to_string().starts_with("nft rejected the test rules: "), "{e}");
+        assert!(e.to_string().contains("syntax error"), "{e}");
+    }
+    assert!(berth_network::LibNftables::open().is_some(), "libnftables is installed with nftables");
 }
