@@ -1035,7 +1035,14 @@ impl Controller {
             .networks
             .values()
             .filter(|n| n.driver == Driver::Bridge)
-            .map(|n| BridgeRules { bridge: n.device.clone(), subnets: n.subnets.iter().map(|s| s.subnet).collect(), internal: n.internal, icc: n.icc(), masquerade: n.masquerade() })
+            .map(|n| BridgeRules {
+                bridge: n.device.clone(),
+                subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+                gateways: n.subnets.iter().filter_map(|s| s.gateway).collect(),
+                internal: n.internal,
+                icc: n.icc(),
+                masquerade: n.masquerade(),
+            })
             .collect();
         let mut ports = Vec::new();
         for sb in state.sandboxes.values() {

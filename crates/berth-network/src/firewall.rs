@@ -192,6 +192,9 @@ impl Nft for RecordingNft {
 pub struct BridgeRules {
     pub bridge: String,
     pub subnets: Vec<IpNet>,
+    /// The bridge's own addresses: the host reaching a published port from
+    /// one of them needs no masquerade (the answer comes back to it anyway).
+    pub gateways: Vec<IpAddr>,
     /// `--internal`: no traffic in or out of the bridge except between its members.
     pub internal: bool,
     /// `com.docker.network.bridge.enable_icc` (default true).
@@ -324,7 +327,8 @@ pub fn render_host(table: &str, bridges: &[BridgeRules], ports: &[PortRule], loa
             let fam = if net.addr().is_ipv4() { "ip" } else { "ip6" };
             // Hairpin: a member reaching a published port of its own network
             // through the host must see the answer come from the host.
-            rule("postrouting", format!("oifname \"{br}\" {fam} saddr {net} ct status dnat masquerade"));
+            let not_gw = b.gateways.iter().find(|g| net.contains(*g)).map(|g| format!("{fam} saddr != {g} ")).unwrap_or_default();
+            rule("postrouting", format!("oifname \"{br}\" {fam} saddr {net} {not_gw}ct status dnat masquerade"));
             if !b.internal && b.masquerade {
                 rule("postrouting", format!("{fam} saddr {net} oifname != \"{br}\" masquerade"));
             }
@@ -365,8 +369,8 @@ mod tests {
 
     fn bridges() -> Vec<BridgeRules> {
         vec![
-            BridgeRules { bridge: "berth0".into(), subnets: vec!["172.17.0.0/16".parse().unwrap()], internal: false, icc: true, masquerade: true },
-            BridgeRules { bridge: "berthb1".into(), subnets: vec!["10.5.0.0/24".parse().unwrap(), "fd00:5::/64".parse().unwrap()], internal: true, icc: true, masquerade: true },
+            BridgeRules { bridge: "berth0".into(), subnets: vec!["172.17.0.0/16".parse().unwrap()], gateways: vec!["172.17.0.1".parse().unwrap()], internal: false, icc: true, masquerade: true },
+            BridgeRules { bridge: "berthb1".into(), subnets: vec!["10.5.0.0/24".parse().unwrap(), "fd00:5::/64".parse().unwrap()], gateways: vec![], internal: true, icc: true, masquerade: true },
         ]
     }
 
@@ -428,7 +432,7 @@ add rule inet berth ports ip daddr 127.0.0.1 udp dport 5353 dnat ip to 172.17.0.
 add rule inet berth prerouting fib daddr type local jump ports
 add rule inet berth output fib daddr type local jump ports
 add rule inet berth postrouting oifname "berth0" ip saddr 127.0.0.0/8 masquerade
-add rule inet berth postrouting oifname "berth0" ip saddr 172.17.0.0/16 ct status dnat masquerade
+add rule inet berth postrouting oifname "berth0" ip saddr 172.17.0.0/16 ip saddr != 172.17.0.1 ct status dnat masquerade
 add rule inet berth postrouting ip saddr 172.17.0.0/16 oifname != "berth0" masquerade
 add rule inet berth postrouting oifname "berthb1" ip saddr 127.0.0.0/8 masquerade
 add rule inet berth postrouting oifname "berthb1" ip saddr 10.5.0.0/24 ct status dnat masquerade
