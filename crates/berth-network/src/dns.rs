@@ -200,26 +200,52 @@ fn fallback_info(request: &Request, code: ResponseCode) -> ResponseInfo {
 }
 
 impl Handler {
+    /// Ask the upstream resolvers, in order, over the transport the query
+    /// came on (a client retrying over TCP after a truncated answer gets the
+    /// whole answer).
     async fn forward(&self, request: &Request) -> Option<Message> {
-        let upstreams = self.upstreams.read().unwrap().clone();
+        let upstreams = self.upstreams.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let tcp = request.protocol() == hickory_server::net::xfer::Protocol::Tcp;
         for up in upstreams {
-            let bind: SocketAddr = if up.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
-            let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else { continue };
-            if sock.send_to(request.as_slice(), up).await.is_err() {
-                continue;
-            }
-            let mut buf = vec![0u8; 4096];
-            match tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await {
-                Ok(Ok((n, from))) if from == up => {
-                    if let Ok(m) = Message::from_vec(&buf[..n]) {
-                        return Some(m);
-                    }
-                }
-                _ => continue,
+            let answer = if tcp { forward_tcp(request.as_slice(), up).await } else { forward_udp(request.as_slice(), up).await };
+            if let Some(m) = answer.and_then(|b| Message::from_vec(&b).ok()) {
+                return Some(m);
             }
         }
         None
     }
+}
+
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn forward_udp(query: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
+    let bind: SocketAddr = if up.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+    let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
+    sock.send_to(query, up).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(UPSTREAM_TIMEOUT, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, from))) if from == up => {
+            buf.truncate(n);
+            Some(buf)
+        }
+        _ => None,
+    }
+}
+
+async fn forward_tcp(query: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(up).await.ok()?;
+        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(query);
+        s.write_all(&framed).await.ok()?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.ok()?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await.ok()?;
+        Some(buf)
+    };
+    tokio::time::timeout(UPSTREAM_TIMEOUT, exchange).await.ok().flatten()
 }
 
 #[async_trait::async_trait]

@@ -284,6 +284,30 @@ fn dns_is_scoped_per_network_and_forwards_unknown_names() {
                 let _ = sock.send_to(&r.to_vec().unwrap(), from).await;
             }
         });
+        // The same over TCP, on the same port.
+        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = tcp.accept().await {
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).await.is_err() {
+                    continue;
+                }
+                let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+                if s.read_exact(&mut buf).await.is_err() {
+                    continue;
+                }
+                use hickory_proto::op::Message;
+                use hickory_proto::rr::{RData, Record, rdata::A};
+                let Ok(q) = Message::from_vec(&buf) else { continue };
+                let mut r = q.clone().into_response();
+                let name = q.queries[0].name().clone();
+                r.add_answer(Record::from_rdata(name, 60, RData::A(A("192.0.2.8".parse().unwrap()))));
+                let out = r.to_vec().unwrap();
+                let _ = s.write_all(&(out.len() as u16).to_be_bytes()).await;
+                let _ = s.write_all(&out).await;
+            }
+        });
         addr
     });
     let dns = DnsServer::new(env.ctl.dns_table(), vec![upstream], Arc::new(NftCommand::default()), &env.prefix);
@@ -300,6 +324,9 @@ fn dns_is_scoped_per_network_and_forwards_unknown_names() {
     assert!(!out.contains(&cip), "{out}");
     // web's unknown names go upstream...
     assert!(look(&ans, "example.test").contains("192.0.2.7"));
+    // Over TCP, forwarded over TCP.
+    let got = berth_network::netns::Netns::open(&ans).unwrap().run(|| tcp_query("example.test.")).unwrap();
+    assert_eq!(got, vec!["192.0.2.8".parse::<IpAddr>().unwrap()]);
     // ...cache is only on an internal network: nothing leaves.
     assert!(!look(&cns, "example.test").contains("192.0.2.7"));
     rt.block_on(async {
@@ -585,6 +612,11 @@ fn a_sandbox_joined_from_another_container_shares_its_namespace() {
     assert_eq!(e.kind(), berth_api::ErrorKind::InvalidParameter);
     env.ctl.teardown(&joined).unwrap();
     assert!(ans.exists(), "the owner's namespace stays");
+    // Sysctls written through the handle land in the sandbox, not the host.
+    let host_before = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_tw_buckets").unwrap();
+    berth_network::netns::Netns::open(&ans).unwrap().sysctl("net/ipv4/tcp_max_tw_buckets", "77").unwrap();
+    assert_eq!(ok(sh_in(&ans, None, "cat /proc/sys/net/ipv4/tcp_max_tw_buckets")).trim(), "77");
+    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/tcp_max_tw_buckets").unwrap(), host_before);
     env.ctl.teardown(&a).unwrap();
     assert!(!ans.exists());
 }
