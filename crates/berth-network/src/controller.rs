@@ -152,9 +152,10 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// berth's nftables table (`berth`), on the host and in sandboxes.
     pub nft_table: String,
-    /// Prefix of every link berth creates on the host (host veth ends,
-    /// bridges of user-defined networks, dummy parents): reconcile deletes
-    /// links with this prefix that no record accounts for. At most 8 bytes.
+    /// Prefix of every link berth creates on the host: `<prefix>v<hex>`
+    /// (host veth ends), `<prefix>b<hex>` (bridges of user-defined
+    /// networks), `<prefix>m<hex>` (dummy parents). Reconcile deletes links
+    /// of that form no record accounts for. At most 9 bytes.
     pub link_prefix: String,
     pub default_bridge: DefaultBridge,
     /// `default-address-pools`.
@@ -537,6 +538,28 @@ impl Controller {
         Ok(net)
     }
 
+    /// Whether `name` is a link this controller names: its prefix, a kind
+    /// letter, hex. (A second daemon whose prefix merely starts with ours,
+    /// `berth2` beside `berth`, does not match.)
+    fn is_own_link(&self, name: &str) -> bool {
+        let Some(rest) = name.strip_prefix(&self.cfg.link_prefix) else { return false };
+        let mut chars = rest.chars();
+        matches!(chars.next(), Some('v' | 'b' | 'm')) && !chars.as_str().is_empty() && chars.all(|c| c.is_ascii_hexdigit())
+    }
+
+    /// A `kind` link name with random hex that no link has yet (short
+    /// prefixes leave few hex digits, so collisions are checked for).
+    fn free_link_name(&self, kind: &str) -> String {
+        let mut nl = Netlink::open().ok();
+        loop {
+            let name = self.link_name(kind, &random_hex(16));
+            match nl.as_mut().map(|nl| nl.link_index(&name)) {
+                Some(Ok(Some(_))) => continue,
+                _ => return name,
+            }
+        }
+    }
+
     fn link_name(&self, kind: &str, id: &str) -> String {
         let mut s = format!("{}{kind}", self.cfg.link_prefix);
         let room = 15usize.saturating_sub(s.len());
@@ -838,7 +861,7 @@ impl Controller {
             container_name: spec.container_name.trim_start_matches('/').to_owned(),
             endpoint_id: random_hex(64),
             ifname: ifname.clone(),
-            host_ifname: (net.driver == Driver::Bridge).then(|| self.link_name("v", &random_hex(16))),
+            host_ifname: (net.driver == Driver::Bridge).then(|| self.free_link_name("v")),
             mac: format_mac(mac),
             ipv4: v4.map(|(a, _)| a),
             ipv6: v6.map(|(a, _)| a),
@@ -1214,7 +1237,7 @@ impl Controller {
             Ok(mut nl) => match nl.links() {
                 Ok(links) => {
                     for l in links {
-                        if l.name.starts_with(&self.cfg.link_prefix)
+                        if self.is_own_link(&l.name)
                             && !keep.contains(&l.name)
                             && matches!(l.kind.as_deref(), Some("veth") | Some("bridge") | Some("dummy"))
                         {

@@ -19,6 +19,7 @@
 
 pub mod controller;
 pub mod dns;
+pub mod docker;
 pub mod files;
 pub mod firewall;
 pub mod ipam;

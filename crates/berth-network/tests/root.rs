@@ -167,6 +167,17 @@ fn http_get(addr: SocketAddr) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// Deletes a link the test made by hand, if it is still there.
+struct LinkGuard(String);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if link_exists(&self.0) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+}
+
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
@@ -416,6 +427,12 @@ fn published_port_answers_from_loopback_and_the_bridge_address() {
     let m = env.ctl.publish(&a, &reqs).unwrap();
     assert_eq!(m[0].host_port, fixed);
     let random = m[1].host_port;
+    let settings = env.ctl.settings_json(&a, &["8080/tcp".into(), "9999/udp".into()]).unwrap();
+    assert_eq!(settings["Ports"]["8080/tcp"][0], serde_json::json!({"HostIp": "0.0.0.0", "HostPort": fixed.to_string()}));
+    assert_eq!(settings["Ports"]["8080/tcp"][1]["HostIp"], "127.0.0.1");
+    assert!(settings["Ports"]["9999/udp"].is_null());
+    assert_eq!(settings["Networks"]["bridge"]["IPAddress"], env.ip(&a, &bridge).to_string());
+    assert_eq!(settings["SandboxKey"], ans.to_string_lossy().as_ref());
     let (lo, hi) = berth_network::ports::ephemeral_range(Path::new("/proc/sys"));
     assert!((lo..=hi).contains(&random), "{random}");
     let gw: IpAddr = format!("{}.1", net24(4, 0)).parse().unwrap();
@@ -564,7 +581,12 @@ fn reconcile_after_a_crash_removes_what_was_left() {
     assert!(nft_table(&env.prefix).contains(&format!("dport {port}")));
     // Leftovers no record knows: a veth with berth's prefix and a namespace file.
     let stray = format!("{}vdead", env.prefix);
+    let _g1 = LinkGuard(stray.clone());
     assert!(Command::new("ip").args(["link", "add", &stray, "type", "veth", "peer", "name", &format!("{}p", env.prefix)]).status().unwrap().success());
+    // A link of another daemon whose prefix starts with this one's stays.
+    let other = format!("{}2vbeef", env.prefix);
+    let _g2 = LinkGuard(other.clone());
+    assert!(Command::new("ip").args(["link", "add", &other, "type", "bridge"]).status().unwrap().success());
     let stray_ns = env.dir.join("exec/netns").join("f".repeat(64));
     berth_network::netns::create(&stray_ns).unwrap();
     // The daemon dies (no teardown) and comes back; container a died with it.
@@ -574,6 +596,7 @@ fn reconcile_after_a_crash_removes_what_was_left() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.sandboxes_removed, vec![a.clone()]);
     assert!(report.links_removed.contains(&stray), "{report:?}");
+    assert!(link_exists(&other), "another daemon's link was removed");
     assert!(report.netns_removed.contains(&stray_ns), "{report:?}");
     assert!(!link_exists(&veth) && !link_exists(&stray));
     assert!(!ans.exists() && !stray_ns.exists());
