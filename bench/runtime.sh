@@ -40,7 +40,7 @@ PY
 # give hugetlb a v1 hierarchy of its own so crun can be measured; it is
 # unmounted again on exit.
 hugetlb_mounted=
-if command -v crun >/dev/null && [ -s /sys/fs/cgroup/unified/cgroup.controllers ] && [ ! -d /sys/fs/cgroup/hugetlb ]; then
+if command -v crun >/dev/null && grep -q . /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null && [ ! -d /sys/fs/cgroup/hugetlb ]; then
   if mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb; then
     hugetlb_mounted=1
   fi
@@ -63,6 +63,12 @@ done
 cmds+=("unshare --pid --fork --net --ipc --uts --mount --cgroup chroot $bundle/rootfs /bin/true")
 names+=("unshare+chroot floor")
 
+for i in "${!cmds[@]}"; do
+  if ! out=$(${cmds[$i]} 2>&1); then
+    echo "${names[$i]} fails here: $out" >&2
+    exit 1
+  fi
+done
 echo "== start: create+start+wait+delete of 'true', $RUNS runs each =="
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/h.json" "${cmds[@]}" >/dev/null
 python3 - "$work/h.json" "${names[@]}" <<'PY'

@@ -1,23 +1,46 @@
 #!/usr/bin/env bash
-# berth's main job on a fresh machine: make a busybox image locally and run a
-# container from it. (Run scripts/setup.sh first; root needed.)
+# berth's main job on a fresh machine: start berthd, make a busybox image
+# locally, and run containers from it with the berth CLI (the docker CLI
+# works too: DOCKER_HOST=unix://$work/berth.sock). Run scripts/setup.sh
+# first; root needed. Everything lives under a temporary directory and is
+# removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-cargo build -q --release -p berth-runtime -p berth-testkit
+cargo build -q --release -p berth-daemon -p berth-shim -p berth-cli -p berth-testkit
 bin=$PWD/target/release
+init=$(scripts/build-init.sh)
 
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/bundle/rootfs"
-"$bin/berth-mkrootfs" "$work/bundle/rootfs"
-(cd "$work/bundle" && "$bin/berth-runtime" spec)
-python3 - "$work/bundle/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c", "echo hello from $(hostname), pid $$; uname -sr; grep -E 'Cap(Eff|Bnd)|Seccomp:' /proc/self/status"]
-json.dump(c, open(p, "w"))
-PY
-"$bin/berth-runtime" --root "$work/state" run --bundle "$work/bundle" demo
+berthd_pid=
+cleanup() {
+  if [ -n "$berthd_pid" ]; then
+    "$bin/berth" -H "unix://$work/berth.sock" rm -f $("$bin/berth" -H "unix://$work/berth.sock" ps -aq) >/dev/null 2>&1 || true
+    kill "$berthd_pid" 2>/dev/null || true
+    wait "$berthd_pid" 2>/dev/null || true
+  fi
+  grep "$work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin/berthd" --data-root "$work/data" --exec-root "$work/exec" -H "unix://$work/berth.sock" \
+  --init-path "$init" >"$work/berthd.log" 2>&1 &
+berthd_pid=$!
+for _ in $(seq 100); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
+berth() { "$bin/berth" -H "unix://$work/berth.sock" "$@"; }
+
+# A busybox image made here, from Debian's busybox-static.
+"$bin/berth-mkrootfs" "$work/rootfs"
+tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+berth import --change 'CMD ["sh"]' "$work/busybox.tar" busybox:latest
+berth images
+
+berth run --rm busybox sh -c 'echo "hello from $(hostname), pid $$"; grep -E "Cap(Eff|Bnd)|Seccomp:" /proc/self/status'
+berth run -d --name web --memory 64m busybox sh -c 'while true; do date; sleep 1; done'
+sleep 2
+berth ps
+berth logs web
+berth exec web cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || berth exec web cat /sys/fs/cgroup/memory.max
+berth stop -t 1 web
+berth rm web

@@ -22,6 +22,9 @@ unified_before=$(cat "$unified" 2>/dev/null || true)
 
 status=0
 cargo build --workspace --all-targets || exit 1
+# --init runs a static binary inside containers whose images have no libc.
+BERTH_INIT_PATH="$(scripts/build-init.sh)" || exit 1
+export BERTH_INIT_PATH
 cargo test --workspace --no-fail-fast "$@" || status=$?
 
 # The run's cgroup parent is shared by every test, so no test removes it:

@@ -49,6 +49,9 @@ pub struct Args {
     /// Cgroup parent of containers
     #[arg(long = "cgroup-parent")]
     cgroup_parent: Option<String>,
+    /// The static init binary for --init (default: berth-init next to berthd)
+    #[arg(long = "init-path")]
+    init_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,11 +97,15 @@ pub fn config(args: &Args) -> Result<Config, StartError> {
     } else {
         None
     };
-    let shim_binary = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("berth-shim")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("berth-shim"));
+    let sibling = |name: &str| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join(name)))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from(name))
+    };
+    let shim_binary = sibling("berth-shim");
+    let init_path = args.init_path.clone().or(file.init_path.clone()).unwrap_or_else(|| sibling("berth-init"));
     let c = Config {
         data_root: args.data_root.clone().or(file.data_root.clone()).unwrap_or_else(|| "/var/lib/berth".into()),
         exec_root,
@@ -110,6 +117,7 @@ pub fn config(args: &Args) -> Result<Config, StartError> {
         log_opts,
         cgroup_parent: args.cgroup_parent.clone().or(file.cgroup_parent.clone()).unwrap_or_else(|| "berth".into()),
         shim_binary,
+        init_path,
     };
     c.validate()?;
     Ok(c)

@@ -24,6 +24,8 @@ pub struct Config {
     pub cgroup_parent: String,
     /// Where the berth-shim binary is.
     pub shim_binary: PathBuf,
+    /// The static init binary `--init` runs as the container's pid 1.
+    pub init_path: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +64,7 @@ pub struct FileConfig {
     pub registry_mirrors: Option<Vec<String>>,
     pub dns: Option<Vec<String>>,
     pub features: Option<BTreeMap<String, bool>>,
+    pub init_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +133,7 @@ mod tests {
             log_opts: BTreeMap::new(),
             cgroup_parent: "berth".into(),
             shim_binary: "/usr/bin/berth-shim".into(),
+            init_path: "/usr/bin/berth-init".into(),
         }
     }
 

@@ -323,3 +323,224 @@ fn concurrent_clients_create_start_remove() {
     let shims = std::fs::read_dir(d.exec_root().join("shims")).map(|r| r.count()).unwrap_or(0);
     assert_eq!(shims, 0);
 }
+
+#[test]
+fn init_runs_as_pid_1_and_reaps() {
+    if std::env::var_os("BERTH_INIT_PATH").is_none() {
+        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/build-init.sh")).output().expect("build berth-init");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // SAFETY: set before the daemon starts; tests read it only there.
+        unsafe { std::env::set_var("BERTH_INIT_PATH", String::from_utf8_lossy(&out.stdout).trim()) };
+    }
+    let d = daemon();
+    let id = create(
+        &d,
+        "withinit",
+        json!({"Image": "busybox", "Cmd": ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; (sleep 0.1 &); sleep 0.5; ps -o stat,comm | grep -c Z; exit 3"],
+               "HostConfig": {"Init": true}}),
+    );
+    assert_eq!(d.request("POST", &format!("/containers/{id}/start"), None).unwrap().status, 204);
+    let w = d.request("POST", &format!("/containers/{id}/wait"), None).unwrap().json();
+    assert_eq!(w["StatusCode"], 3);
+    let logs = d.request("GET", &format!("/containers/{id}/logs?stdout=1"), None).unwrap();
+    let text: String = String::from_utf8_lossy(&logs.body).chars().filter(|c| !c.is_control() || *c == '\n').collect();
+    assert!(text.contains("/sbin/docker-init -- sh -c"), "{text}");
+    // The orphaned sleep was reaped by init: no zombie left.
+    assert!(text.trim_end().ends_with('0'), "{text}");
+}
+
+/// `docker …` under a pseudo-terminal (script(1)), `input` typed in.
+fn docker_tty(d: &TestDaemon, cmdline: &str, input: &str) -> Option<Output> {
+    d.docker()?;
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{} {cmdline}", berth_testkit::daemon::DOCKER_CLI), "/dev/null"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = stdin.write_all(input.as_bytes());
+        std::thread::sleep(Duration::from_millis(700));
+    });
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn docker_cli_everyday_commands() {
+    let d = daemon();
+    let Some(_) = docker(&d, &["version"]) else { return };
+    let dk = |args: &[&str]| docker(&d, args).unwrap();
+    // run -it: a terminal inside, input typed at it.
+    let o = docker_tty(&d, "run -it --rm busybox sh -c 'tty; read x; echo got:$x'", "hello\r").unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/dev/pts/0") && out.contains("got:hello"), "{out}");
+    // A long-running container for the rest.
+    ok(&dk(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"]));
+    let o = docker_tty(&d, "exec -it web sh -c 'tty; read y; echo exec:$y'", "abc\r").unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/dev/pts/") && out.contains("exec:abc"), "{out}");
+    assert_eq!(ok(&dk(&["inspect", "-f", "{{.State.Status}} {{.Name}}", "web"])), "running /web\n");
+    let pid: i64 = ok(&dk(&["inspect", "-f", "{{.State.Pid}}", "web"])).trim().parse().unwrap();
+    assert!(pid > 0);
+    let top = ok(&dk(&["top", "web"]));
+    assert!(top.contains("sh -c"), "{top}");
+    let stats = ok(&dk(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "web"]));
+    assert!(stats.starts_with("web "), "{stats}");
+    // logs -f follows until the container stops.
+    let mut follow = d.docker().unwrap();
+    let follower = follow.args(["logs", "-f", "web"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    ok(&dk(&["stop", "-t", "1", "web"]));
+    let followed = follower.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&followed.stdout).contains("line 2"));
+    // cp both ways, commit, images, save and load.
+    let tmp = d.dir.join("cp.txt");
+    std::fs::write(&tmp, "copied\n").unwrap();
+    ok(&dk(&["cp", tmp.to_str().unwrap(), "web:/root/cp.txt"]));
+    let back = d.dir.join("back.txt");
+    ok(&dk(&["cp", "web:/root/cp.txt", back.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied\n");
+    let diff = ok(&dk(&["diff", "web"]));
+    assert!(diff.contains("A /root/cp.txt"), "{diff}");
+    let image = ok(&dk(&["commit", "-m", "with a file", "web", "snap:1"]));
+    assert!(image.trim().starts_with("sha256:"));
+    assert_eq!(ok(&dk(&["run", "--rm", "snap:1", "cat", "/root/cp.txt"])), "copied\n");
+    let images = ok(&dk(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert!(images.contains("snap:1") && images.contains("busybox:latest"), "{images}");
+    let tar = d.dir.join("snap.tar");
+    ok(&dk(&["save", "-o", tar.to_str().unwrap(), "snap:1"]));
+    ok(&dk(&["rmi", "snap:1"]));
+    let loaded = ok(&dk(&["load", "-i", tar.to_str().unwrap()]));
+    assert!(loaded.contains("Loaded image: snap:1"), "{loaded}");
+    // attach to a running container: its output arrives.
+    ok(&dk(&["start", "web"]));
+    let mut attach = d.docker().unwrap();
+    let attached = attach.args(["attach", "--no-stdin", "--sig-proxy=false", "web"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    ok(&dk(&["stop", "-t", "1", "web"]));
+    let attached = attached.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&attached.stdout).contains("line "), "nothing came through attach");
+    // events saw the life of `web`.
+    let events = ok(&dk(&["events", "--since", "0", "--until", "0s", "--filter", "container=web", "--format", "{{.Action}}"]));
+    for want in ["create", "start", "die", "stop", "commit"] {
+        assert!(events.lines().any(|l| l == want), "no {want} in {events}");
+    }
+    ok(&dk(&["rm", "-f", "web"]));
+    assert_eq!(ok(&dk(&["ps", "-aq"])), "");
+}
+
+
+// ---- what bollard's tests found ------------------------------------------------
+
+fn busybox_tar(d: &TestDaemon) -> Vec<u8> {
+    std::fs::read(d.dir.join("busybox.tar")).expect("busybox tar of import_busybox")
+}
+
+#[test]
+fn import_and_commit_apply_every_change() {
+    let d = daemon();
+    // docker sends one `changes` parameter per --change.
+    let path = "/images/create?fromSrc=-&repo=multi&tag=1&changes=CMD%20%5B%22sh%22%5D&changes=EXPOSE%2080%2Ftcp";
+    let r = d.request("POST", path, Some(("application/x-tar", &busybox_tar(&d)))).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let img = d.request("GET", "/images/multi:1/json", None).unwrap().json();
+    assert_eq!(img["Config"]["Cmd"], json!(["sh"]));
+    assert!(img["Config"]["ExposedPorts"].get("80/tcp").is_some(), "{img}");
+    let id = create(&d, "tocommit", json!({"Image": "busybox", "Cmd": ["true"]}));
+    let r = d.request("POST", &format!("/commit?container={id}&repo=committed&changes=ENV%20A%3D1&changes=WORKDIR%20%2Ftmp"), None).unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let img = d.request("GET", "/images/committed/json", None).unwrap().json();
+    assert!(img["Config"]["Env"].as_array().unwrap().contains(&json!("A=1")), "{img}");
+    assert_eq!(img["Config"]["WorkingDir"], "/tmp");
+}
+
+#[test]
+fn pull_of_an_image_in_the_store_reports_it_up_to_date() {
+    let d = daemon();
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let r = d.request("POST", "/images/create?fromImage=busybox&tag=latest", None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let lines: Vec<Value> = r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0], json!({"status": "Pulling from library/busybox", "id": "latest"}));
+    assert_eq!(lines.last().unwrap()["status"], "Status: Image is up to date for busybox:latest");
+    // With no tag, docker pulls every tag: here, every tag the store has.
+    let r = d.request("POST", "/images/create?fromImage=busybox", None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(r#""id":"latest""#), "{}", r.text());
+    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 0.01;
+    let ev = d.request("GET", &format!("/events?since={since}&until={until}"), None).unwrap().text();
+    assert!(ev.lines().any(|l| serde_json::from_str::<Value>(l).unwrap()["Action"] == "pull"), "{ev}");
+    let r = d.request("POST", "/images/create?fromImage=nosuchimage&tag=latest", None).unwrap();
+    assert!(r.status >= 400, "{}", r.text());
+}
+
+#[test]
+fn sigkill_returns_once_the_container_is_gone() {
+    let d = daemon();
+    for paused in [false, true] {
+        let id = create(&d, &format!("killed{paused}"), json!({"Image": "busybox", "Cmd": ["sleep", "300"]}));
+        assert_eq!(d.request("POST", &format!("/containers/{id}/start"), None).unwrap().status, 204);
+        if paused {
+            assert_eq!(d.request("POST", &format!("/containers/{id}/pause"), None).unwrap().status, 204);
+        }
+        assert_eq!(d.request("POST", &format!("/containers/{id}/kill?signal=SIGKILL"), None).unwrap().status, 204);
+        // docker waits for the exit: a plain remove right after succeeds.
+        let r = d.request("DELETE", &format!("/containers/{id}"), None).unwrap();
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+}
+
+#[test]
+fn resize_of_a_container_without_a_tty_is_a_no_op() {
+    let d = daemon();
+    let id = create(&d, "notty", json!({"Image": "busybox", "Cmd": ["sleep", "300"], "OpenStdin": true}));
+    assert_eq!(d.request("POST", &format!("/containers/{id}/resize?h=50&w=50"), None).unwrap().status, 409);
+    d.request("POST", &format!("/containers/{id}/start"), None).unwrap();
+    let r = d.request("POST", &format!("/containers/{id}/resize?h=50&w=50"), None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn archive_upload_takes_a_compressed_tar() {
+    let d = daemon();
+    let id = create(&d, "cpgz", json!({"Image": "busybox", "Cmd": ["true"]}));
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "readme.txt", &b"hello"[..]).unwrap();
+    let mut gz = Vec::new();
+    let mut w = berth_image::compression::compress(&mut gz, berth_image::compression::Compression::Gzip).unwrap();
+    w.write_all(&tar.into_inner().unwrap()).unwrap();
+    w.finish_write().unwrap();
+    let r = d.request("PUT", &format!("/containers/{id}/archive?path=/tmp"), Some(("application/x-tar", &gz))).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = d.request("GET", &format!("/containers/{id}/archive?path=/tmp/readme.txt"), None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut ar = tar::Archive::new(&r.body[..]);
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+    assert_eq!(s, "hello");
+}
+
+#[test]
+fn changes_hide_mount_points_and_are_null_when_nothing_changed() {
+    let d = daemon();
+    let id = create(&d, "unchanged", json!({"Image": "busybox", "Cmd": ["true"]}));
+    d.request("POST", &format!("/containers/{id}/start"), None).unwrap();
+    d.request("POST", &format!("/containers/{id}/wait"), None).unwrap();
+    let r = d.request("GET", &format!("/containers/{id}/changes"), None).unwrap();
+    assert_eq!((r.status, r.text().trim()), (200, "null"));
+    let id = create(&d, "changed", json!({"Image": "busybox", "Cmd": ["touch", "/tmp/x"]}));
+    d.request("POST", &format!("/containers/{id}/start"), None).unwrap();
+    d.request("POST", &format!("/containers/{id}/wait"), None).unwrap();
+    let r = d.request("GET", &format!("/containers/{id}/changes"), None).unwrap();
+    assert_eq!(r.json(), json!([{"Path": "/tmp", "Kind": 0}, {"Path": "/tmp/x", "Kind": 1}]));
+}

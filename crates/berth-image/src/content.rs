@@ -262,6 +262,12 @@ impl Writer {
         self.offset
     }
 
+    /// The file the ingest is written to: a reader may follow it while it
+    /// grows (an open descriptor stays valid across [`Writer::commit`]).
+    pub fn data_path(&self) -> &Path {
+        &self.path
+    }
+
     /// Verify and make the blob visible. Fails, removing the ingest, when the
     /// content does not match `expected` or `expected_size`.
     pub fn commit(self, expected: Option<&Digest>, expected_size: Option<u64>) -> Result<(Digest, u64), ContentError> {

@@ -416,6 +416,17 @@ impl ImageStore {
         Ok(id)
     }
 
+    /// Add an image fetched from a registry: `manifest_bytes` (stored as
+    /// they came, so the manifest digest is the registry's) and the config
+    /// it names, whose layer blobs are already in the content store. Layers
+    /// not yet registered are unpacked. Returns the image ID.
+    pub fn add_pulled_image(&self, config_bytes: &[u8], manifest_bytes: Vec<u8>) -> Result<Digest, StoreError> {
+        let mdigest = Digest::sha256_of(&manifest_bytes);
+        let manifest = Manifest::parse(&mdigest, &manifest_bytes)
+            .map_err(|source| StoreError::Model { id: mdigest.to_string(), source })?;
+        self.add_image(config_bytes, &manifest.layers, Some(manifest_bytes), None)
+    }
+
     /// Point `reference` at image `id` (moving it from another image).
     pub fn set_reference(&self, reference: &Reference, id: &Digest) -> Result<(), StoreError> {
         let _g = self.lock.lock().unwrap();

@@ -157,7 +157,7 @@ impl Drop for CreateGuard {
 }
 
 fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
-    berth_sys::fs::write_atomic(path, pid.to_string().as_bytes()).map_err(|e| ContainerError::Io {
+    berth_sys::fs::write_replace(path, pid.to_string().as_bytes()).map_err(|e| ContainerError::Io {
         what: "write pid file",
         path: path.to_owned(),
         source: std::io::Error::other(e.to_string()),

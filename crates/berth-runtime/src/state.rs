@@ -171,14 +171,14 @@ impl StateDir {
 
     pub fn save(&self, record: &Record) -> Result<(), StateError> {
         let data = serde_json::to_vec(record).expect("state record serializes");
-        berth_sys::fs::write_atomic(&self.state_file(), &data)
+        berth_sys::fs::write_replace(&self.state_file(), &data)
             .map_err(|source| StateError::Write { id: self.id.clone(), source })
     }
 
     /// Save the spec the container was created from: the bundle may change
     /// or vanish, but exec, kill and delete need the original.
     pub fn save_config(&self, config: &[u8]) -> Result<(), StateError> {
-        berth_sys::fs::write_atomic(&self.config_file(), config)
+        berth_sys::fs::write_replace(&self.config_file(), config)
             .map_err(|source| StateError::Write { id: self.id.clone(), source })
     }
 

@@ -77,7 +77,7 @@ impl ProgramCache {
             path: self.dir.clone(),
             source,
         })?;
-        berth_sys::fs::write_atomic(path, &encode(key, program))?;
+        berth_sys::fs::write_replace(path, &encode(key, program))?;
         Ok(())
     }
 }

@@ -558,7 +558,7 @@ impl Shim {
             std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o600))
                 .map_err(io_err("chmod", &sock))?;
             let pid_file = state_dir.join(protocol::PID_FILE);
-            berth_sys::fs::write_atomic(&pid_file, std::process::id().to_string().as_bytes())
+            berth_sys::fs::write_replace(&pid_file, std::process::id().to_string().as_bytes())
                 .map_err(|e| ServerError::Io { what: "write", path: pid_file.clone(), source: std::io::Error::other(e.to_string()) })
         })();
         if let Err(e) = prep {
@@ -1382,7 +1382,7 @@ impl Shim {
         let exit = ExitStatus { code, signal, time: timefmt::rfc3339_fixed(time), oom_killed: oom, pid: self.init.pid };
         let path = self.cfg.state_dir.join(protocol::EXIT_FILE);
         let data = serde_json::to_vec(&exit).expect("exit serializes");
-        if let Err(e) = berth_sys::fs::write_atomic(&path, &data) {
+        if let Err(e) = berth_sys::fs::write_replace(&path, &data) {
             eprintln!("berth-shim: write {}: {e}", path.display());
         }
         self.exit = Some(exit.clone());

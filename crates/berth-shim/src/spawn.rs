@@ -153,7 +153,7 @@ fn start(opts: &SpawnOptions) -> Result<ShimHandle, ShimError> {
     let dir = &opts.state_dir;
     let config = dir.join(protocol::CONFIG);
     let data = serde_json::to_vec_pretty(opts).expect("options serialize");
-    berth_sys::fs::write_atomic(&config, &data).map_err(|source| ShimError::Config { path: config.clone(), source })?;
+    berth_sys::fs::write_replace(&config, &data).map_err(|source| ShimError::Config { path: config.clone(), source })?;
     let log_path = dir.join(protocol::SHIM_LOG);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(state_err(&log_path))?;
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)

@@ -50,6 +50,30 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FsError> {
     write_atomic_mode(path, data, 0o644)
 }
 
+/// Atomically replace `path` with `data`, without making it durable: a
+/// crash of the process leaves the old or the new file, but a power loss may
+/// lose both. For runtime state under the exec root (`/run`), which does not
+/// outlive a reboot anyway; it saves the fsyncs that dominate a container's
+/// start on a slow disk.
+pub fn write_replace(path: &Path, data: &[u8]) -> Result<(), FsError> {
+    let tmp = temp_sibling(path)?;
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(|source| FsError::Write { path: tmp.clone(), source })?;
+        f.write_all(data).map_err(|source| FsError::Write { path: tmp.clone(), source })?;
+        fs::rename(&tmp, path).map_err(|source| FsError::Rename { from: tmp.clone(), to: path.to_owned(), source })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Atomically replace `path` with `data`, creating it with `mode`.
 pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), FsError> {
     let tmp = temp_sibling(path)?;
@@ -124,6 +148,16 @@ mod tests {
         let p = dir.path().join("missing/state.json");
         let err = write_atomic(&p, b"x").unwrap_err();
         assert!(err.to_string().contains("missing/.tmp-state.json"), "{err}");
+    }
+
+    #[test]
+    fn write_replace_swaps_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        write_replace(&p, b"one").unwrap();
+        write_replace(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

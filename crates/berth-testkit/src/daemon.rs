@@ -83,6 +83,7 @@ impl TestDaemon {
             .arg("--config-file")
             .arg(self.dir.join("daemon.json"))
             .args(&self.extra_args)
+            .args(std::env::var_os("BERTH_INIT_PATH").map(|p| vec![std::ffi::OsString::from("--init-path"), p]).unwrap_or_default())
             .env("BERTHD_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -253,8 +254,7 @@ fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 || b.len() < eol + 2 + size {
             break;

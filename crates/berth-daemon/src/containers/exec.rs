@@ -133,22 +133,21 @@ impl Daemon {
     /// `GET /exec/{id}/json`.
     pub async fn inspect_exec(&self, id: &str) -> ApiResult<Value> {
         let mut r = self.execs.get(id).ok_or_else(|| no_such_exec(id))?;
-        if r.running {
-            if let Ok(client) = crate::shim::connect(&self.shim_dir(&r.container_id)).await {
-                if let Ok(st) = crate::shim::exec_state(&client, id).await {
-                    r.running = st.running;
-                    r.pid = st.pid;
-                    if let Some(code) = st.exit_code {
-                        r.exit_code = Some(code as i64);
-                    }
-                    let (running, pid, code) = (r.running, r.pid, r.exit_code);
-                    self.execs.update(id, |x| {
-                        x.running = running;
-                        x.pid = pid;
-                        x.exit_code = code;
-                    });
-                }
+        if r.running
+            && let Ok(client) = crate::shim::connect(&self.shim_dir(&r.container_id)).await
+            && let Ok(st) = crate::shim::exec_state(&client, id).await
+        {
+            r.running = st.running;
+            r.pid = st.pid;
+            if let Some(code) = st.exit_code {
+                r.exit_code = Some(code as i64);
             }
+            let (running, pid, code) = (r.running, r.pid, r.exit_code);
+            self.execs.update(id, |x| {
+                x.running = running;
+                x.pid = pid;
+                x.exit_code = code;
+            });
         }
         let cmd = r.config.cmd.clone().unwrap_or_default();
         Ok(json!({

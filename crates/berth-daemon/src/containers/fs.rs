@@ -196,6 +196,8 @@ pub fn extract_into(root: &Path, dir: &str, input: impl Read, no_overwrite_dir_n
     if !meta.is_dir() {
         return Err(ApiError::invalid(format!("extraction point is not a directory: {dir}")));
     }
+    // docker takes a compressed archive as well (gzip, xz).
+    let (_, input) = berth_image::compression::decompress(input).map_err(|e| ApiError::invalid(format!("read archive: {e}")))?;
     let mut ar = tar::Archive::new(input);
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
@@ -219,17 +221,15 @@ pub fn extract_into(root: &Path, dir: &str, input: impl Read, no_overwrite_dir_n
         }
         std::fs::create_dir_all(&parent_host).map_err(|e| ApiError::internal(format!("create {}: {e}", parent.display())))?;
         let dest = parent_host.join(inside.file_name().unwrap_or_default());
-        if no_overwrite_dir_non_dir {
-            if let Ok(existing) = std::fs::symlink_metadata(&dest) {
-                let is_dir = entry.header().entry_type().is_dir();
-                if existing.is_dir() != is_dir {
-                    return Err(ApiError::invalid(format!(
-                        "cannot overwrite {} {} with {}",
-                        if existing.is_dir() { "directory" } else { "non-directory" },
-                        inside.display(),
-                        if is_dir { "directory" } else { "non-directory" }
-                    )));
-                }
+        if no_overwrite_dir_non_dir && let Ok(existing) = std::fs::symlink_metadata(&dest) {
+            let is_dir = entry.header().entry_type().is_dir();
+            if existing.is_dir() != is_dir {
+                return Err(ApiError::invalid(format!(
+                    "cannot overwrite {} {} with {}",
+                    if existing.is_dir() { "directory" } else { "non-directory" },
+                    inside.display(),
+                    if is_dir { "directory" } else { "non-directory" }
+                )));
             }
         }
         entry.unpack(&dest).map_err(|e| ApiError::internal(format!("extract {}: {e}", inside.display())))?;
@@ -258,9 +258,38 @@ pub fn running(c: &Container) -> bool {
     c.state.status.is_alive()
 }
 
+/// The mount points docker keeps in a container's init layer, under its
+/// writable layer, so that `docker diff` never shows them. berth makes the
+/// ones it needs in the writable layer itself.
+const INIT_PATHS: &[&str] =
+    &["/dev/pts", "/dev/shm", "/proc", "/sys", "/.dockerenv", "/etc/resolv.conf", "/etc/hosts", "/etc/hostname", "/dev/console", "/etc/mtab"];
+
+/// `docker diff` as docker shows it: without the init layer's mount points,
+/// nor a directory listed only because one of them was made in it.
+pub fn hide_init_paths(changes: Vec<berth_image::api::Change>) -> Vec<berth_image::api::Change> {
+    let under = |p: &str, dir: &str| p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/';
+    let kept: Vec<_> = changes.into_iter().filter(|c| !INIT_PATHS.contains(&c.path.as_str())).collect();
+    let only_for_init = |c: &berth_image::api::Change| {
+        c.kind != berth_image::api::Change::DELETED
+            && INIT_PATHS.iter().any(|i| under(i, &c.path))
+            && !kept.iter().any(|o| under(&o.path, &c.path))
+    };
+    kept.iter().filter(|c| !only_for_init(c)).cloned().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_hides_the_init_layers_mount_points() {
+        use berth_image::api::Change;
+        let c = |path: &str, kind| Change { path: path.into(), kind };
+        let changes = vec![c("/etc", 0), c("/etc/hostname", 1), c("/etc/hosts", 1), c("/etc/resolv.conf", 1), c("/proc", 1)];
+        assert!(hide_init_paths(changes).is_empty());
+        let changes = vec![c("/etc", 0), c("/etc/hosts", 1), c("/etc/passwd", 0), c("/tmp", 0), c("/tmp/x", 1)];
+        assert_eq!(hide_init_paths(changes), vec![c("/etc", 0), c("/etc/passwd", 0), c("/tmp", 0), c("/tmp/x", 1)]);
+    }
 
     #[test]
     fn paths_resolve_inside_the_root() {

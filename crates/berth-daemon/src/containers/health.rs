@@ -91,7 +91,7 @@ pub fn spawn(d: Arc<Daemon>, c: &Container) {
             c.state.health_log.push(HealthEntry { start: begin, end: berth_image::model::now_rfc3339(), exit_code: code, output });
             let excess = c.state.health_log.len().saturating_sub(5);
             c.state.health_log.drain(..excess);
-            let _ = d.containers.save(&c);
+            let _ = d.containers.save_state(&c);
             if c.state.health != before {
                 d.events.container(&c.id, &format!("health_status: {}", c.state.health), &[("name", &c.name)]);
             }

@@ -245,12 +245,10 @@ fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
         if m < 6 * 1024 * 1024 {
             return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
         }
-        if let Some(s) = hc.memory_swap.filter(|s| *s > 0) {
-            if s < m {
-                return Err(ApiError::invalid(
-                    "Minimum memoryswap limit should be larger than memory limit, see usage",
-                ));
-            }
+        if let Some(s) = hc.memory_swap.filter(|s| *s > 0)
+            && s < m
+        {
+            return Err(ApiError::invalid("Minimum memoryswap limit should be larger than memory limit, see usage"));
         }
     }
     if hc.memory_swap.is_some_and(|s| s > 0) && hc.memory.unwrap_or(0) == 0 {
@@ -264,9 +262,7 @@ fn validate_host_config(hc: &HostConfig) -> ApiResult<()> {
                 return Err(ApiError::invalid("invalid restart policy: maximum retry count cannot be negative"));
             }
             Some(R::ALWAYS | R::UNLESS_STOPPED | R::NO) if retries != 0 => {
-                return Err(ApiError::invalid(format!(
-                    "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                )));
+                return Err(ApiError::invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'"));
             }
             _ => {}
         }

@@ -16,6 +16,25 @@ use crate::error::ApiError;
 /// Default PATH docker puts in a container's env when it has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Where `--init`'s binary appears in the container (docker's path).
+pub const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
+
+/// Whether an ELF file has no program interpreter (is statically linked).
+pub fn is_static_elf(path: &Path) -> bool {
+    let Ok(data) = std::fs::read(path) else { return false };
+    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 {
+        return false;
+    }
+    let u16at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(data[0x20..0x28].try_into().expect("8 bytes")) as usize;
+    let (phentsize, phnum) = (u16at(0x36), u16at(0x38));
+    (0..phnum).all(|i| {
+        let off = phoff + i * phentsize;
+        // PT_INTERP = 3
+        data.get(off..off + 4).is_some_and(|t| u32::from_le_bytes(t.try_into().expect("4 bytes")) != 3)
+    })
+}
+
 /// Default /dev/shm size: 64 MiB.
 pub const DEFAULT_SHM_SIZE: i64 = 64 * 1024 * 1024;
 
@@ -38,6 +57,8 @@ pub struct SpecInput {
     pub cgroup_v2: bool,
     /// docker's seccomp profile for the given capabilities (None: unconfined).
     pub seccomp: Option<Value>,
+    /// `--init`: the static init binary to run as pid 1.
+    pub init: Option<PathBuf>,
 }
 
 /// Capabilities docker grants by default.
@@ -320,7 +341,11 @@ pub fn build(c: &Container, input: &SpecInput) -> Result<Value, ApiError> {
         env.push(format!("HOME={}", if user.home.is_empty() { "/" } else { &user.home }));
     }
 
-    let mut args = vec![c.path.clone()];
+    let mut args = Vec::new();
+    if input.init.is_some() {
+        args.extend([INIT_IN_CONTAINER.to_owned(), "--".to_owned()]);
+    }
+    args.push(c.path.clone());
     args.extend(c.args.iter().cloned());
 
     let mut rlimits = Vec::new();
@@ -376,6 +401,9 @@ pub fn build(c: &Container, input: &SpecInput) -> Result<Value, ApiError> {
         if let Some(f) = file {
             mounts.push(mount(dest, "bind", &f.to_string_lossy(), &["rbind", "rprivate"]));
         }
+    }
+    if let Some(init) = &input.init {
+        mounts.push(mount(INIT_IN_CONTAINER, "bind", &init.to_string_lossy(), &["bind", "ro"]));
     }
     let mut tmpfs_sorted: Vec<_> = tmpfs.iter().collect();
     tmpfs_sorted.sort();
@@ -460,10 +488,8 @@ pub fn build(c: &Container, input: &SpecInput) -> Result<Value, ApiError> {
     if let Some(s) = hc.sysctls.as_ref().filter(|s| !s.is_empty()) {
         linux["sysctl"] = json!(s);
     }
-    if !privileged {
-        if let Some(profile) = &input.seccomp {
-            linux["seccomp"] = profile.clone();
-        }
+    if !privileged && let Some(profile) = &input.seccomp {
+        linux["seccomp"] = profile.clone();
     }
 
     let mut spec = json!({
@@ -566,6 +592,7 @@ mod tests {
             ipc_container_pid: Some(77),
             cgroup_v2: false,
             seccomp: None,
+            init: None,
         }
     }
 
@@ -636,6 +663,17 @@ mod tests {
         let spec = build(&container(HostConfig::default()), &i).unwrap();
         assert_eq!(spec["process"]["capabilities"]["effective"], json!([]));
         assert!(spec["process"]["env"].as_array().unwrap().contains(&json!("HOME=/home/u")));
+    }
+
+    #[test]
+    fn init_wraps_the_command() {
+        let mut i = input();
+        i.init = Some("/usr/bin/berth-init".into());
+        let spec = build(&container(HostConfig::default()), &i).unwrap();
+        assert_eq!(spec["process"]["args"], json!(["/sbin/docker-init", "--", "sh", "-c", "true"]));
+        assert!(spec["mounts"].as_array().unwrap().iter().any(|m| m["destination"] == "/sbin/docker-init" && m["source"] == "/usr/bin/berth-init"));
+        assert!(!is_static_elf(Path::new("/bin/sh")));
+        assert!(is_static_elf(Path::new("/bin/busybox")));
     }
 
     #[test]

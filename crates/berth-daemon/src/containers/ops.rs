@@ -123,7 +123,7 @@ impl Daemon {
         }
         self.runtime().pause(&c.id).map_err(|e| ApiError::internal(e.to_string()))?;
         c.state.status = Status::Paused;
-        self.containers.save(&c)?;
+        self.containers.save_state(&c)?;
         self.events.container(&c.id, "pause", &[("name", &c.name)]);
         Ok(())
     }
@@ -137,7 +137,7 @@ impl Daemon {
         }
         self.runtime().resume(&c.id).map_err(|e| ApiError::internal(e.to_string()))?;
         c.state.status = Status::Running;
-        self.containers.save(&c)?;
+        self.containers.save_state(&c)?;
         self.events.container(&c.id, "unpause", &[("name", &c.name)]);
         Ok(())
     }
@@ -161,10 +161,11 @@ impl Daemon {
             // docker keeps swap at its ratio to memory when only memory changes.
             hc.memory_swap = Some(0);
         }
-        if let Some(p) = &update.restart_policy {
-            if hc.auto_remove == Some(true) && super::restart::name(Some(p)) != berth_api::models::RestartPolicyNameEnum::NO {
-                return Err(ApiError::invalid("Restart policy cannot be updated because AutoRemove is enabled for the container"));
-            }
+        if let Some(p) = &update.restart_policy
+            && hc.auto_remove == Some(true)
+            && super::restart::name(Some(p)) != berth_api::models::RestartPolicyNameEnum::NO
+        {
+            return Err(ApiError::invalid("Restart policy cannot be updated because AutoRemove is enabled for the container"));
         }
         if c.state.status.is_alive() {
             let tmp = Container { host_config: hc.clone(), ..c.clone() };
@@ -180,6 +181,7 @@ impl Daemon {
                 ipc_container_pid: Some(0),
                 cgroup_v2: false,
                 seccomp: None,
+                init: None,
             };
             let spec = super::oci::build(&tmp, &input)?;
             let mut resources: oci_spec::runtime::LinuxResources =
@@ -225,7 +227,7 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> ApiResult<Value> {
     let pid_col = titles
         .iter()
         .position(|t| *t == "PID")
-        .ok_or_else(|| ApiError::invalid(format!("Couldn't find PID field in ps output")))?;
+        .ok_or_else(|| ApiError::invalid("Couldn't find PID field in ps output"))?;
     let mut procs = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().collect();

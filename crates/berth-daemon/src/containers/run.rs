@@ -19,11 +19,14 @@ use super::store::Container;
 use crate::Daemon;
 use crate::error::{ApiError, ApiResult};
 
+/// One waiting attach: its options, and where its stream goes.
+type PendingAttach = (AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>);
+
 /// Attaches made before the container started (`docker run` attaches,
 /// then starts): handed their stream when the shim is up.
 #[derive(Default)]
 pub struct PendingAttaches {
-    map: Mutex<HashMap<String, Vec<(AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>)>>>,
+    map: Mutex<HashMap<String, Vec<PendingAttach>>>,
 }
 
 impl PendingAttaches {
@@ -33,7 +36,7 @@ impl PendingAttaches {
         rx
     }
 
-    fn take(&self, id: &str) -> Vec<(AttachOptions, tokio::sync::oneshot::Sender<ApiResult<UnixStream>>)> {
+    fn take(&self, id: &str) -> Vec<PendingAttach> {
         self.map.lock().expect("pending lock").remove(id).unwrap_or_default()
     }
 }
@@ -73,6 +76,7 @@ impl Daemon {
         );
         let images = self.images.clone();
         let c = c.clone();
+        let init_path = self.config.init_path.clone();
         let cgroups_path = format!(
             "/{}/{}",
             c.host_config.cgroup_parent.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| self.config.cgroup_parent.clone()).trim_matches('/'),
@@ -84,14 +88,12 @@ impl Daemon {
                 let (hostname_file, hosts_file, resolv) = super::oci::etc_files(&dir);
                 let hostname = c.config.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| c.id[..12].to_owned());
                 let write = |p: &PathBuf, data: String| {
-                    berth_sys::fs::write_atomic(p, data.as_bytes()).map_err(|e| ApiError::internal(e.to_string()))
+                    berth_sys::fs::write_replace(p, data.as_bytes()).map_err(|e| ApiError::internal(e.to_string()))
                 };
                 write(&hostname_file, format!("{hostname}\n"))?;
                 write(
                     &hosts_file,
-                    format!(
-                        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-                    ),
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_owned(),
                 )?;
                 let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
                 write(&resolv, host_resolv)?;
@@ -115,10 +117,21 @@ impl Daemon {
                     ipc_container_pid: ipc_pid,
                     cgroup_v2: matches!(berth_cgroups::Hierarchy::detect().map(|h| h.mode()), Ok(berth_cgroups::Mode::Unified)),
                     seccomp: super::oci::seccomp_for(&c.host_config, &caps)?,
+                    init: if c.host_config.init == Some(true) {
+                        if !super::oci::is_static_elf(&init_path) {
+                            return Err(ApiError::invalid(format!(
+                                "--init: {} is not a static binary (build it with scripts/build-init.sh, or set init-path)",
+                                init_path.display()
+                            )));
+                        }
+                        Some(init_path.clone())
+                    } else {
+                        None
+                    },
                 };
                 let spec = super::oci::build(&c, &input)?;
                 std::fs::create_dir_all(&bundle).map_err(|e| ApiError::internal(format!("create bundle: {e}")))?;
-                berth_sys::fs::write_atomic(&bundle.join("config.json"), spec.to_string().as_bytes())
+                berth_sys::fs::write_replace(&bundle.join("config.json"), spec.to_string().as_bytes())
                     .map_err(|e| ApiError::internal(e.to_string()))?;
                 Ok(bundle.clone())
             })();
@@ -162,12 +175,15 @@ impl Daemon {
         c: &'a mut Container,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<()>> + Send + 'a>> {
         Box::pin(async move {
+            let t0 = Instant::now();
             let bundle = match self.prepare_bundle(c).await {
                 Ok(b) => b,
                 Err(e) => return Err(self.record_start_failure(c, e)),
             };
             let log_path = self.containers.container_dir(&c.id).join(format!("{}-json.log", c.id));
+            let t1 = Instant::now();
             let spawned = crate::shim::spawn(self, c, &bundle, &log_path).await;
+            let t2 = Instant::now();
             let client = match spawned {
                 Ok(client) => client,
                 Err(e) => {
@@ -185,6 +201,8 @@ impl Daemon {
                     return Err(self.record_start_failure(c, e));
                 }
             };
+            let t3 = Instant::now();
+            tracing::debug!(container = %c.id, bundle = ?(t1 - t0), spawn = ?(t2 - t1), start = ?(t3 - t2), "started");
             c.run += 1;
             c.state.status = Status::Running;
             c.state.pid = pid;
@@ -198,7 +216,7 @@ impl Daemon {
                 c.state.health = "starting".into();
                 c.state.failing_streak = 0;
             }
-            self.containers.save(c)?;
+            self.containers.save_state(c)?;
             self.waits.update(&c.id, |w| w.running = true);
             self.events.container(&c.id, "start", &[("name", &c.name), ("image", c.config.image.as_deref().unwrap_or(""))]);
             self.clone().monitor(c.id.clone(), c.run, client, Instant::now());
@@ -228,7 +246,7 @@ impl Daemon {
         if c.state.status != Status::Created {
             c.state.status = Status::Exited;
         }
-        let _ = self.containers.save(c);
+        let _ = self.containers.save_state(c);
         self.events.container(&c.id, "die", &[("name", &c.name), ("exitCode", &code.to_string())]);
         let kind = if code == 127 || code == 126 { berth_api::ErrorKind::InvalidParameter } else { e.kind };
         ApiError::new(kind, format!("failed to create task for container: {}", e.message))
@@ -272,7 +290,7 @@ impl Daemon {
         if !c.state.health.is_empty() {
             c.state.health = "unhealthy".into();
         }
-        let _ = self.containers.save(&c);
+        let _ = self.containers.save_state(&c);
         crate::shim::shutdown(&self.shim_dir(id)).await;
         self.cleanup_run(id).await;
         if status.oom_killed {
@@ -299,7 +317,7 @@ impl Daemon {
             let delay = restart::next_delay(self.backoff(id, None), ran_for);
             self.backoff(id, Some(delay));
             c.state.status = Status::Restarting;
-            let _ = self.containers.save(&c);
+            let _ = self.containers.save_state(&c);
             drop(c);
             let d = self.clone();
             let id = id.to_owned();
@@ -314,7 +332,7 @@ impl Daemon {
                 if let Err(e) = d.start_locked(&mut c).await {
                     tracing::warn!(container = %id, "restart failed: {e}");
                     c.state.status = Status::Exited;
-                    let _ = d.containers.save(&c);
+                    let _ = d.containers.save_state(&c);
                 }
             });
             return;
@@ -346,10 +364,22 @@ impl Daemon {
         let sig = parse_signal(signal)?;
         if matches!(sig, nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGTERM) {
             c.manually_stopped = true;
-            self.containers.save(&c)?;
+            self.containers.save_state(&c)?;
         }
+        // Like docker, SIGKILL returns once the container is gone (or after
+        // 10 s), so a remove right after a kill finds it stopped.
+        let sigkill = sig == nix::sys::signal::Signal::SIGKILL;
+        let rx = sigkill.then(|| self.waits.subscribe(&c.id, WaitState::default));
+        let exits = rx.as_ref().map_or(0, |rx| rx.borrow().exits);
         self.signal(&c.id, sig, false)?;
+        if sigkill && c.state.status == Status::Paused {
+            let _ = self.runtime().resume(&c.id);
+        }
         self.events.container(&c.id, "kill", &[("name", &c.name), ("signal", &(sig as i32).to_string())]);
+        drop(c);
+        if let Some(mut rx) = rx {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|w| w.exits > exits)).await;
+        }
         Ok(())
     }
 
@@ -371,7 +401,7 @@ impl Daemon {
                 Status::Restarting => {
                     c.manually_stopped = true;
                     c.state.status = Status::Exited;
-                    self.containers.save(&c)?;
+                    self.containers.save_state(&c)?;
                     return Ok(());
                 }
                 s if !s.is_alive() => {
@@ -380,7 +410,7 @@ impl Daemon {
                 _ => {}
             }
             c.manually_stopped = true;
-            self.containers.save(&c)?;
+            self.containers.save_state(&c)?;
             let sig = parse_signal(signal.or(c.config.stop_signal.as_deref()).unwrap_or("SIGTERM"))?;
             let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
             let rx = self.waits.subscribe(&c.id, WaitState::default);
@@ -479,7 +509,7 @@ impl Daemon {
                 {
                     let mut c = h.lock().await;
                     c.manually_stopped = true;
-                    let _ = self.containers.save(&c);
+                    let _ = self.containers.save_state(&c);
                 }
                 let _ = self.signal(&id, nix::sys::signal::Signal::SIGKILL, true);
                 let _ = self.runtime().resume(&id);
@@ -491,7 +521,7 @@ impl Daemon {
             return Err(ApiError::conflict(format!("could not kill running container {id}, cannot remove")));
         }
         c.state.status = Status::Removing;
-        let _ = self.containers.save(&c);
+        let _ = self.containers.save_state(&c);
         self.cleanup_run(&id).await;
         let images = self.images.clone();
         let key = id.clone();
@@ -571,7 +601,7 @@ impl Daemon {
                     self.waits.update(&c.id, |w| w.running = true);
                     if c.state.status == Status::Restarting || c.state.status == Status::Removing {
                         c.state.status = Status::Running;
-                        let _ = self.containers.save(&c);
+                        let _ = self.containers.save_state(&c);
                     }
                     self.clone().monitor(c.id.clone(), c.run, client, Instant::now());
                     super::health::spawn(self.clone(), &c);
@@ -599,10 +629,11 @@ impl Daemon {
                     };
                     let mut c = h.lock().await;
                     let exit = restart::Exit { code: c.state.exit_code, manually_stopped: c.manually_stopped, restart_count: c.restart_count, daemon_starting: true };
-                    if c.state.status == Status::Exited && restart::should_restart(c.host_config.restart_policy.as_ref(), exit) {
-                        if let Err(e) = self.start_locked(&mut c).await {
-                            tracing::warn!(container = %id, "restart at daemon start: {e}");
-                        }
+                    if c.state.status == Status::Exited
+                        && restart::should_restart(c.host_config.restart_policy.as_ref(), exit)
+                        && let Err(e) = self.start_locked(&mut c).await
+                    {
+                        tracing::warn!(container = %id, "restart at daemon start: {e}");
                     }
                 }
             }
@@ -612,7 +643,7 @@ impl Daemon {
             let mut c = h.lock().await;
             if c.state.status == Status::Exited && c.has_been_started && !c.manually_stopped
                 && restart::name(c.host_config.restart_policy.as_ref()) == berth_api::models::RestartPolicyNameEnum::ALWAYS
-                && !crate::shim::connect(&self.shim_dir(&c.id)).await.is_ok()
+                && crate::shim::connect(&self.shim_dir(&c.id)).await.is_err()
             {
                 let id = c.id.clone();
                 if let Err(e) = self.start_locked(&mut c).await {

@@ -119,7 +119,17 @@ impl ContainerStore {
         self.dir.join(id)
     }
 
-    /// Persist a record (atomically).
+    /// Persist a state change (atomically, not durably): what it records is
+    /// also known to the container's shim, and a daemon that starts after a
+    /// power loss reconciles records with the shims it finds.
+    pub fn save_state(&self, c: &Container) -> Result<(), StoreError> {
+        let dir = self.container_dir(&c.id);
+        let path = dir.join("config.v2.json");
+        let data = serde_json::to_vec(c).expect("container record serializes");
+        berth_sys::fs::write_replace(&path, &data).map_err(|source| StoreError::Write { path, source })
+    }
+
+    /// Persist a record (atomically and durably: created, renamed, updated).
     pub fn save(&self, c: &Container) -> Result<(), StoreError> {
         let dir = self.container_dir(&c.id);
         std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
@@ -178,10 +188,10 @@ impl ContainerStore {
             return Lookup::Found(h.clone());
         }
         let name = reference.strip_prefix('/').unwrap_or(reference);
-        if let Some(id) = idx.names.get(name) {
-            if let Some(h) = idx.by_id.get(id) {
-                return Lookup::Found(h.clone());
-            }
+        if let Some(id) = idx.names.get(name)
+            && let Some(h) = idx.by_id.get(id)
+        {
+            return Lookup::Found(h.clone());
         }
         if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Lookup::NotFound;

@@ -84,15 +84,22 @@ async fn changes(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<R
     let h = d.container(&id)?;
     let cid = h.lock().await.id.clone();
     let images = d.images.clone();
-    let list = tokio::task::spawn_blocking(move || images.diff(&cid)).await??;
+    let list = fs::hide_init_paths(tokio::task::spawn_blocking(move || images.diff(&cid)).await??);
+    // docker answers null, not [], when nothing changed.
+    if list.is_empty() {
+        return Ok(axum::Json(serde_json::Value::Null).into_response());
+    }
     Ok(axum::Json(list).into_response())
 }
 
 async fn export(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
     let h = d.container(&id)?;
-    let cid = h.lock().await.id.clone();
+    let (cid, name) = {
+        let c = h.lock().await;
+        (c.id.clone(), c.name.clone())
+    };
     let (images, target) = (d.images.clone(), d.rootfs_dir(&cid));
-    d.events.container(&cid, "export", &[]);
+    d.events.container(&cid, "export", &[("name", &name)]);
     Ok(super::images::blocking_body("application/x-tar", move |w| {
         fs::with_rootfs(&images, &cid, &target, |root| Ok(berth_image::store::ImageStore::export_rootfs(root, w)?))
     }))
@@ -123,7 +130,7 @@ async fn archive_get(State(d): State<Shared>, Path(id): Path<String>, Query(q): 
     // Stat first, so a missing path is a 404 before the stream starts.
     let (p2, c2, t2, i2) = (path.clone(), cid.clone(), target.clone(), images.clone());
     let stat = tokio::task::spawn_blocking(move || {
-        fs::with_rootfs(&i2, &c2, &t2, |root| fs::path_stat(&fs::resolve_in_root(root, &p2, !p2.ends_with("/.") && false)?, &p2))
+        fs::with_rootfs(&i2, &c2, &t2, |root| fs::path_stat(&fs::resolve_in_root(root, &p2, false)?, &p2))
     })
     .await??;
     let mut resp = super::images::blocking_body("application/x-tar", move |w| {
@@ -149,7 +156,7 @@ async fn archive_put(State(d): State<Shared>, Path(id): Path<String>, Query(q): 
     Ok(StatusCode::OK.into_response())
 }
 
-async fn commit(State(d): State<Shared>, Query(q): Q, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn commit(State(d): State<Shared>, Query(q): Q, Query(pairs): Query<Vec<(String, String)>>, body: axum::body::Bytes) -> ApiResult<Response> {
     let reference = q.get("container").cloned().unwrap_or_default();
     let h = d.container(&reference)?;
     let c = h.lock().await.clone();
@@ -187,7 +194,7 @@ async fn commit(State(d): State<Shared>, Query(q): Q, body: axum::body::Bytes) -
         reference: reference_name,
         author: q.get("author").cloned().unwrap_or_default(),
         message: q.get("comment").cloned().unwrap_or_default(),
-        changes: q.get("changes").map(|c| c.split('\n').filter(|l| !l.is_empty()).map(str::to_owned).collect()).unwrap_or_default(),
+        changes: super::query_lines(&pairs, "changes"),
         config: image_config,
         container_id: c.id.clone(),
     };
@@ -200,7 +207,7 @@ async fn commit(State(d): State<Shared>, Query(q): Q, body: axum::body::Bytes) -
         images.commit(&cid, &image, &opts, p)
     })
     .await??;
-    d.events.container(&c.id, "commit", &[("imageID", &id.to_string())]);
+    d.events.container(&c.id, "commit", &[("name", &c.name), ("imageID", &id.to_string())]);
     Ok((StatusCode::CREATED, axum::Json(json!({"Id": id.to_string()}))).into_response())
 }
 

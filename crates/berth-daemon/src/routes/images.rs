@@ -181,7 +181,7 @@ async fn save_many(State(d): State<Shared>, axum::extract::RawQuery(raw): axum::
         .unwrap_or_default()
         .split('&')
         .filter_map(|kv| kv.strip_prefix("names="))
-        .map(|v| percent_decode(v))
+        .map(percent_decode)
         .collect();
     if names.is_empty() {
         return Err(ApiError::invalid("no images named"));
@@ -214,9 +214,9 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn create(State(d): State<Shared>, Query(q): Q, body: Body) -> ApiResult<Response> {
+async fn create(State(d): State<Shared>, Query(q): Q, Query(pairs): Query<Vec<(String, String)>>, body: Body) -> ApiResult<Response> {
     if let Some(from) = q.get("fromImage").filter(|f| !f.is_empty()) {
-        return Err(ApiError::not_implemented(format!("pulling {from}: registries are not implemented yet")));
+        return pull_from_store(&d, from, q.get("tag").filter(|t| !t.is_empty())).await;
     }
     let Some(src) = q.get("fromSrc").filter(|s| !s.is_empty()) else {
         return Err(ApiError::invalid("fromImage or fromSrc is required"));
@@ -229,7 +229,7 @@ async fn create(State(d): State<Shared>, Query(q): Q, body: Body) -> ApiResult<R
         (Some(r), None) => Some(r.clone()),
         _ => None,
     };
-    let changes: Vec<String> = q.get("changes").map(|c| c.split('\n').filter(|l| !l.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    let changes = super::query_lines(&pairs, "changes");
     let opts = berth_image::archive::ImportOptions {
         reference,
         changes,
@@ -242,6 +242,47 @@ async fn create(State(d): State<Shared>, Query(q): Q, body: Body) -> ApiResult<R
     d.events.image(&id.to_string(), "import", &[]);
     let line = json!({"status": id.to_string()}).to_string() + "\n";
     Ok(([(header::CONTENT_TYPE, "application/json")], line).into_response())
+}
+
+/// A pull, until berth has a registry client: what the store already holds
+/// is up to date (docker's progress messages and `pull` event for that
+/// case); anything else is not implemented yet. With neither a tag nor a
+/// digest, docker pulls every tag of the repository: here, every tag the
+/// store has.
+async fn pull_from_store(d: &Shared, from: &str, tag: Option<&String>) -> ApiResult<Response> {
+    use berth_image::reference::Reference;
+    let named = match tag {
+        Some(t) if t.contains(':') => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.to_owned(),
+    };
+    let wanted = Reference::parse_named(&named).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let images = d.images.clone();
+    let w = wanted.clone();
+    let present: Vec<Reference> = blocking(move || {
+        let all = images.all_references()?;
+        Ok(all
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| if w.tag().is_none() && w.digest().is_none() { r.name_only() == w && r.tag().is_some() } else { *r == w })
+            .collect())
+    })
+    .await?;
+    if present.is_empty() {
+        return Err(ApiError::not_implemented(format!("pulling {named}: registries are not implemented yet")));
+    }
+    let mut out = String::new();
+    let mut line = |v: serde_json::Value| {
+        out.push_str(&v.to_string());
+        out.push('\n');
+    };
+    for r in &present {
+        let id = r.tag().map(str::to_owned).or(r.digest().map(|d| d.to_string())).unwrap_or_default();
+        line(json!({"status": format!("Pulling from {}", r.path()), "id": id}));
+        d.events.image(&r.familiar(), "pull", &[("name", &r.familiar_name())]);
+    }
+    line(json!({"status": format!("Status: Image is up to date for {}", wanted.familiar())}));
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 /// Split `/images/<name>/<action>`: names may hold slashes.

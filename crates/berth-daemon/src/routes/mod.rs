@@ -73,6 +73,12 @@ pub fn api_version(req_version: Option<&RequestVersion>) -> ApiVersion {
     }
 }
 
+/// Every value of a parameter docker lets repeat (`changes=A&changes=B`),
+/// each split at newlines as well.
+pub fn query_lines(pairs: &[(String, String)], key: &str) -> Vec<String> {
+    pairs.iter().filter(|(k, _)| k == key).flat_map(|(_, v)| v.split('\n')).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
 /// Docker's boolean query values: 1/true/True, 0/false/"".
 pub fn query_bool(v: Option<&String>) -> bool {
     matches!(v.map(|s| s.as_str()), Some("1" | "true" | "True" | "TRUE" | "yes"))

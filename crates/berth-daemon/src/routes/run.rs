@@ -225,6 +225,11 @@ async fn resize(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) ->
     if !c.state.status.is_alive() {
         return Err(crate::containers::ops::not_running(&c.id));
     }
+    // Without a terminal there is nothing to resize: docker (containerd)
+    // answers OK.
+    if !c.config.tty.unwrap_or(false) {
+        return Ok(StatusCode::OK.into_response());
+    }
     let client = crate::shim::connect(&d.shim_dir(&c.id)).await?;
     crate::shim::resize(&client, None, rows, cols).await?;
     Ok(StatusCode::OK.into_response())
