@@ -52,6 +52,8 @@ pub struct Args {
     /// The static init binary for --init (default: berth-init next to berthd)
     #[arg(long = "init-path")]
     init_path: Option<PathBuf>,
+    #[command(flatten)]
+    network: crate::network::NetworkFlags,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,10 @@ pub enum StartError {
     Serve(#[from] crate::server::ServeError),
     #[error("invalid --log-opt {0:?}: want key=value")]
     LogOpt(String),
+    #[error(transparent)]
+    NetworkConfig(#[from] crate::network::NetworkConfigError),
+    #[error("networking: {0}")]
+    Network(String),
 }
 
 /// Flags over the config file over defaults.
@@ -118,6 +124,7 @@ pub fn config(args: &Args) -> Result<Config, StartError> {
         cgroup_parent: args.cgroup_parent.clone().or(file.cgroup_parent.clone()).unwrap_or_else(|| "berth".into()),
         shim_binary,
         init_path,
+        network: crate::network::NetworkOptions::resolve(&args.network, &file)?,
     };
     c.validate()?;
     Ok(c)
@@ -160,6 +167,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     for (what, dir) in [("data root", &config.data_root), ("exec root", &config.exec_root)] {
         std::fs::create_dir_all(dir).map_err(|source| StartError::Io { what, path: dir.clone(), source })?;
     }
+    if config.network.uninstall {
+        return crate::network::uninstall(&config).map_err(StartError::Network);
+    }
+    let network = crate::network::Networking::open(&config).map_err(|e| StartError::Network(e.to_string()))?;
     let images = Arc::new(berth_image::store::ImageStore::open(&config.data_root)?);
     let (containers, _loaded) = crate::containers::store::ContainerStore::open(&config.data_root)?;
     let daemon = Arc::new(Daemon {
@@ -172,7 +183,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         backoffs: Default::default(),
         execs: Default::default(),
         started: std::time::Instant::now(),
+        network,
     });
+    daemon.reconcile_network().await;
     daemon.clone().restore().await;
     let mut listeners = Vec::new();
     for h in &config.hosts {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod containers;
 pub mod error;
 pub mod events;
+pub mod network;
 pub mod routes;
 pub mod server;
 pub mod shim;
@@ -41,4 +42,5 @@ pub struct Daemon {
     pub backoffs: std::sync::Mutex<std::collections::HashMap<String, std::time::Duration>>,
     pub execs: crate::containers::exec::Execs,
     pub started: std::time::Instant,
+    pub network: crate::network::Networking,
 }

@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod run;
 pub mod system;
 
@@ -27,6 +28,7 @@ pub fn router(d: Shared) -> Router {
         .merge(containers::router())
         .merge(images::router())
         .merge(run::router())
+        .merge(networks::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .layer(axum::middleware::from_fn(check_version))
         .with_state(d)
