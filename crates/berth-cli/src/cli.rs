@@ -11,7 +11,8 @@ use crate::container::{
 };
 use crate::image::{HistoryArgs, ImageInspectArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::inspect::{ContainerInspectArgs, InspectArgs};
-use crate::later::{BuildArgs, LoginArgs, LogoutArgs, NetworkCommand, PullArgs, PushArgs, SearchArgs, VolumeCommand};
+use crate::later::{BuildArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs, VolumeCommand};
+use crate::network::NetworkCommand;
 use crate::system::{DfArgs, EventsArgs, InfoArgs, SystemPruneArgs, VersionArgs};
 
 /// A self-sufficient runtime for containers

@@ -233,6 +233,9 @@ impl Client {
         let header = |k: &str| headers.iter().find(|(h, _)| h == k).map(|(_, v)| v.as_str());
         let framing = if status == 101 {
             Framing::Raw
+        } else if status == 204 || status == 304 {
+            // No body, whatever the headers say (RFC 9112 6.3).
+            Framing::Length(0)
         } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             Framing::Chunked { left: 0, done: false }
         } else if let Some(n) = header("content-length").and_then(|v| v.parse().ok()) {

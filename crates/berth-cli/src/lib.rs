@@ -18,6 +18,7 @@ pub mod format;
 pub mod image;
 pub mod inspect;
 pub mod later;
+pub mod network;
 pub mod opts;
 pub mod system;
 pub mod timefmt;
@@ -84,7 +85,7 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
         },
         Cmd::Network(m) => match &m.command {
             None => app::out(&cli::help_of(&["network"])),
-            Some(sub) => later::network(ctx, sub).await?,
+            Some(sub) => network::network(ctx, sub).await?,
         },
         Cmd::Volume(m) => match &m.command {
             None => app::out(&cli::help_of(&["volume"])),
