@@ -358,11 +358,21 @@ impl Controller {
         self.dns.clone()
     }
 
+    /// Subnets the host routes through devices that are not berth's.
+    fn host_routes(&self, state: &State) -> Vec<IpNet> {
+        let path = self.cfg.proc_sys.parent().map(|p| p.join("net/route")).unwrap_or_default();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut own: Vec<&str> = state.networks.values().map(|n| n.device.as_str()).collect();
+        own.push(&self.cfg.default_bridge.device);
+        ipam::host_routes_v4(&text, &own)
+    }
+
     fn ensure_default_network(&self, state: &mut State) -> Result<(), NetworkError> {
         let db = &self.cfg.default_bridge;
         let existing = state.networks.values().find(|n| n.predefined).cloned();
         let in_use = existing.as_ref().is_some_and(|n| state.sandboxes.values().any(|s| s.endpoints.iter().any(|e| e.network_id == n.id)));
-        let taken: Vec<IpNet> = state.networks.values().filter(|n| !n.predefined).flat_map(|n| n.subnets.iter().map(|s| s.subnet)).collect();
+        let mut taken: Vec<IpNet> = state.networks.values().filter(|n| !n.predefined).flat_map(|n| n.subnets.iter().map(|s| s.subnet)).collect();
+        taken.extend(self.host_routes(state));
         let (subnet, gateway) = match db.bip {
             Some(bip) => (bip.trunc(), Some(bip.addr())),
             None => match &existing {
@@ -601,6 +611,7 @@ impl Controller {
         }
         let mut taken = existing.clone();
         taken.extend(out.iter().map(|s| s.subnet));
+        taken.extend(self.host_routes(state));
         if !out.iter().any(|s| s.subnet.addr().is_ipv4()) {
             let subnet = ipam::pick_subnet(&self.cfg.address_pools, &taken, false)?;
             let mut sc = SubnetConfig { subnet, ip_range: None, gateway: None, aux_addresses: BTreeMap::new(), user_configured: false };

@@ -93,6 +93,30 @@ pub fn pick_subnet(pools: &[AddressPool], taken: &[IpNet], v6: bool) -> Result<I
     Err(IpamError::NoPool { family: if v6 { 6 } else { 4 } })
 }
 
+/// The IPv4 routes of `/proc/net/route` (text given) that are not on one
+/// of the `own` devices and not the default route: subnets the host already
+/// reaches some other way, which a network picked from a pool must avoid
+/// (as docker does).
+pub fn host_routes_v4(text: &str, own: &[&str]) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 || own.contains(&f[0]) {
+            continue;
+        }
+        let (Ok(dst), Ok(mask)) = (u32::from_str_radix(f[1], 16), u32::from_str_radix(f[7], 16)) else { continue };
+        // The kernel prints the network-order words as native integers.
+        let prefix = mask.count_ones() as u8;
+        if prefix == 0 {
+            continue;
+        }
+        if let Ok(n) = ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(dst.to_ne_bytes()), prefix) {
+            out.push(IpNet::V4(n.trunc()));
+        }
+    }
+    out
+}
+
 /// Whether two subnets share any address.
 pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
@@ -272,6 +296,19 @@ fn from_u128(n: u128, v4: bool) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_routes_are_read_from_proc_net_route() {
+        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+eth0\t0002A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+berth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        let r = host_routes_v4(text, &["berth0"]);
+        assert_eq!(r, vec!["192.168.2.0/24".parse::<IpNet>().unwrap(), "172.17.0.0/16".parse().unwrap()]);
+        // docker0 holds 172.17: the default pools give the next one.
+        assert_eq!(pick_subnet(&default_pools(), &r, false).unwrap().to_string(), "172.18.0.0/16");
+    }
 
     fn cfg(subnet: &str) -> SubnetConfig {
         let subnet = parse_subnet(subnet).unwrap();
