@@ -12,10 +12,11 @@
 # from one tar) and its own roots, bridge and subnet; everything is removed
 # at exit. Figures are printed as a markdown table.
 #
-#   RUNS=20 bench/network-engines.sh
+#   RUNS=20 [ENGINES="berth docker podman"] bench/network-engines.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
+ENGINES=${ENGINES:-berth docker podman}
 for t in hyperfine iperf3 wrk; do command -v "$t" >/dev/null || apt-get install -y -qq "$t"; done
 
 cargo build -q --release -p berth-daemon -p berth-shim -p berth-cli -p berth-testkit
@@ -81,6 +82,7 @@ bench_engine() { # name, cli
   published=$(rps "http://127.0.0.1:$port/")
   rows_http+=("$(python3 -c "print(f'| $name | {$published:,} | {$direct:,} | **{$published/$HOST_RPS:.2f}** | {$published/$direct:.2f} |')")")
   $cli rm -f web >/dev/null
+  printf '%s\n' "${rows_cost[-1]}" "${rows_tcp[-1]}" "${rows_http[-1]}" >&2
 }
 
 # The host: loopback TCP and the same httpd.
@@ -95,15 +97,17 @@ sleep 0.5
 HOST_RPS=$(rps "http://127.0.0.1:$hport/")
 
 # berth
+if [[ " $ENGINES " == *" berth "* ]]; then
 mkdir -p "$work/berth"
 "$bin/berthd" "${berth_args[@]}" -H "unix://$work/berth/berth.sock" --config-file "$work/none.json" \
   --cgroup-parent berth-bench --init-path "$init" >"$work/berth/log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$work/berth/berth.sock" ] && break; sleep 0.05; done
 bench_engine berth "$bin/berth -H unix://$work/berth/berth.sock"
+fi
 
 # docker (dockerd from docker.io, its own roots and bridge)
-if [ -x /usr/sbin/dockerd ]; then
+if [[ " $ENGINES " == *" docker "* ]] && [ -x /usr/sbin/dockerd ]; then
   mkdir -p "$work/docker"
   ip link add bdock0 type bridge
   ip addr add 10.253.0.1/24 dev bdock0
@@ -118,8 +122,12 @@ if [ -x /usr/sbin/dockerd ]; then
 fi
 
 # podman (its own storage; its default netavark network)
-if command -v podman >/dev/null; then
-  bench_engine podman "podman --root $work/podman/root --runroot $work/podman/run --tmpdir $work/podman/tmp"
+if [[ " $ENGINES " == *" podman "* ]] && command -v podman >/dev/null; then
+  mkdir -p "$work/podman"
+  # Limits within the host's (crun refuses to raise them).
+  printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n' >"$work/podman/containers.conf"
+  export CONTAINERS_CONF="$work/podman/containers.conf"
+  bench_engine podman "podman --root $work/podman/root --runroot $work/podman/run --cgroup-manager cgroupfs --events-backend file"
 fi
 
 echo
