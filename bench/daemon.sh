@@ -13,23 +13,9 @@ RUNS=${RUNS:-30}
 N=${N:-50}
 command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine
 
-cargo build -q --release -p berth-daemon -p berth-shim -p berth-cli -p berth-testkit
+source bench/engines.sh
+bench_setup daemon
 init=$(scripts/build-init.sh)
-bin=$PWD/target/release
-work=$(mktemp -d /tmp/berth-bench-daemon.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 1
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  [ -d "$work/berth/data" ] && "$bin/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" --uninstall-network 2>/dev/null || true
-  grep "$work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$bin/berth-mkrootfs" "$work/rootfs"
-tar -C "$work/rootfs" -cf "$work/bb.tar" .
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f\"{r['median']*1000:.1f} ms (mean {r['mean']*1000:.1f} ± {r['stddev']*1000:.1f})\")" "$1"; }
@@ -77,16 +63,7 @@ berthd_after=$(rss_kb "$berthd_pid")
 # docker (dockerd from docker.io, started here with its own roots)
 docker_line="| docker | not installed | | |"
 docker_mem="| docker | not installed | |"
-if command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ]; then
-  dockerd=$(command -v dockerd || echo /usr/sbin/dockerd)
-  mkdir -p "$work/docker"
-  "$dockerd" --data-root "$work/docker/data" --exec-root "$work/docker/exec" -H "unix://$work/docker/docker.sock" \
-    --pidfile "$work/docker/docker.pid" --bridge none --iptables=false --ip6tables=false \
-    --containerd-namespace bench --containerd-plugins-namespace benchp >"$work/docker/log" 2>&1 &
-  pids+=($!)
-  dpid=$!
-  for _ in $(seq 200); do [ -S "$work/docker/docker.sock" ] && break; sleep 0.1; done
-  docker="docker -H unix://$work/docker/docker.sock"
+if bench_dockerd bench; then
   sleep 2
   d_idle=$(rss_kb "$dpid")
   c_pid=$(pgrep -f "containerd --config $work/docker" || pgrep -n containerd || true)
@@ -103,14 +80,7 @@ fi
 
 # podman (daemonless; conmon per container)
 podman_mem="| podman | not installed | |"
-if command -v podman >/dev/null; then
-  mkdir -p "$work/podman"
-  cat >"$work/podman/containers.conf" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-EOF
-  export CONTAINERS_CONF="$work/podman/containers.conf"
-  podman="podman --root $work/podman/root --runroot $work/podman/run --cgroup-manager cgroupfs --events-backend file"
+if bench_podman; then
   $podman import "$work/bb.tar" bb >/dev/null
   $podman run -d --network none --name shimtest bb sleep 100000 >/dev/null
   sleep 1

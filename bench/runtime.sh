@@ -70,16 +70,25 @@ for i in "${!cmds[@]}"; do
   fi
 done
 echo "== start: create+start+wait+delete of 'true', $RUNS runs each =="
-hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/h.json" "${cmds[@]}" >/dev/null
+# Every command runs under `sh -c` with its stderr appended to a file: crun
+# 1.8 fails every run when its stderr is the /dev/null hyperfine gives it,
+# and the same shell and redirection in front of each keeps the comparison
+# fair. -i: a failed run is counted and shown in the table (with the errors
+# printed after it) rather than ending the whole comparison.
+timed=()
+for c in "${cmds[@]}"; do timed+=("$c 2>>$work/errors"); done
+hyperfine -i --shell sh --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/h.json" "${timed[@]}" >/dev/null 2>&1
 python3 - "$work/h.json" "${names[@]}" <<'PY'
 import json, sys
 res = json.load(open(sys.argv[1]))["results"]
 names = sys.argv[2:]
-print("| runtime | median | mean ± σ | min |")
-print("|---|---|---|---|")
+print("| runtime | median | mean ± σ | min | failed runs |")
+print("|---|---|---|---|---|")
 for n, r in zip(names, res):
-    print(f"| {n} | {r['median']*1000:.2f} ms | {r['mean']*1000:.2f} ± {r['stddev']*1000:.2f} ms | {r['min']*1000:.2f} ms |")
+    failed = sum(1 for c in r.get("exit_codes", []) if c != 0)
+    print(f"| {n} | {r['median']*1000:.2f} ms | {r['mean']*1000:.2f} ± {r['stddev']*1000:.2f} ms | {r['min']*1000:.2f} ms | {failed}/{len(r.get('exit_codes', []))} |")
 PY
+if [ -s "$work/errors" ]; then echo "errors:"; sort "$work/errors" | uniq -c | head; fi
 
 echo
 echo "== peak RSS of the runtime process (max of 10 runs, GNU time %M) =="

@@ -10,6 +10,7 @@ packages=(
   tar gzip zstd xz-utils         # layer formats
   bc                             # arithmetic in bench scripts
   iproute2 nftables procps       # networking and leak checks
+  docker-registry openssl        # a registry nobody here wrote; certificates for TLS registry tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -17,6 +17,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(host: Option<String>, config_dir: Option<String>) -> Ctx {
+        crate::registry::set_config_dir(config_dir.as_deref());
         Ctx { host, config_dir, client: OnceCell::new(), config: OnceCell::new() }
     }
 

@@ -11,8 +11,10 @@ use crate::container::{
 };
 use crate::image::{HistoryArgs, ImageInspectArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::inspect::{ContainerInspectArgs, InspectArgs};
-use crate::later::{BuildArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs, VolumeCommand};
+use crate::later::{BuildArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use crate::network::NetworkCommand;
+use crate::registry::{ManifestCmd, RegistryCmd, SearchArgs};
+use crate::volume::VolumeCommand;
 use crate::system::{DfArgs, EventsArgs, InfoArgs, SystemPruneArgs, VersionArgs};
 
 /// A self-sufficient runtime for containers
@@ -70,8 +72,12 @@ pub enum Cmd {
     Container(MgmtContainer),
     /// Manage images
     Image(MgmtImage),
+    /// Manage Docker image manifests and manifest lists
+    Manifest(MgmtManifest),
     /// Manage networks
     Network(MgmtNetwork),
+    /// Run a registry, collect its garbage
+    Registry(MgmtRegistry),
     /// Manage berth
     System(MgmtSystem),
     /// Manage volumes
@@ -252,6 +258,18 @@ pub enum SystemCmd {
 }
 
 #[derive(Debug, Args)]
+pub struct MgmtManifest {
+    #[command(subcommand)]
+    pub command: Option<ManifestCmd>,
+}
+
+#[derive(Debug, Args)]
+pub struct MgmtRegistry {
+    #[command(subcommand)]
+    pub command: Option<RegistryCmd>,
+}
+
+#[derive(Debug, Args)]
 pub struct MgmtNetwork {
     #[command(subcommand)]
     pub command: Option<NetworkCommand>,
@@ -264,11 +282,17 @@ pub struct MgmtVolume {
 }
 
 const COMMON: &[&str] = &["run", "exec", "ps", "build", "pull", "push", "images", "login", "logout", "search", "version", "info"];
-const MANAGEMENT: &[&str] = &["container", "image", "network", "system", "volume"];
+const MANAGEMENT: &[&str] = &["container", "image", "manifest", "network", "registry", "system", "volume"];
 
 /// docker's usage line after the command path.
 fn usage_suffix(name: &str, parent: &str) -> &'static str {
     match (parent, name) {
+        ("manifest", "create") => "[OPTIONS] MANIFEST_LIST MANIFEST [MANIFEST...]",
+        ("manifest", "annotate") => "[OPTIONS] MANIFEST_LIST MANIFEST",
+        ("manifest", "inspect") => "[OPTIONS] [MANIFEST_LIST] MANIFEST",
+        ("manifest", "push") => "[OPTIONS] MANIFEST_LIST",
+        ("manifest", "rm") => "MANIFEST_LIST [MANIFEST_LIST...]",
+        ("registry", _) => "[OPTIONS]",
         (_, "run") | (_, "create") => "[OPTIONS] IMAGE [COMMAND] [ARG...]",
         (_, "exec") => "[OPTIONS] CONTAINER COMMAND [ARG...]",
         (_, "ps") | (_, "ls") | (_, "images") | (_, "info") | (_, "version") | (_, "events") | (_, "df") | (_, "prune") => {

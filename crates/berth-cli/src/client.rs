@@ -162,7 +162,12 @@ impl Client {
     /// Send one request and read the response head. `path` is below the
     /// version prefix and includes the query.
     pub async fn raw(&self, method: &str, path: &str, upgrade: bool, body: Option<&[u8]>) -> Result<RawResponse, ApiError> {
-        self.request(method, path, upgrade, body.map(Body::Json)).await
+        self.request(method, path, upgrade, body.map(Body::Json), &[]).await
+    }
+
+    /// A request with extra headers (`X-Registry-Auth`).
+    pub async fn raw_with_headers(&self, method: &str, path: &str, headers: &[(&str, String)], body: Option<&[u8]>) -> Result<RawResponse, ApiError> {
+        self.request(method, path, false, body.map(Body::Json), headers).await
     }
 
     /// Send a body read from `src` (a tar, usually) in chunks.
@@ -173,12 +178,15 @@ impl Client {
         content_type: &str,
         src: &mut (dyn AsyncRead + Unpin + Send),
     ) -> Result<RawResponse, ApiError> {
-        self.request(method, path, false, Some(Body::Stream { content_type, src })).await
+        self.request(method, path, false, Some(Body::Stream { content_type, src }), &[]).await
     }
 
-    async fn request(&self, method: &str, path: &str, upgrade: bool, body: Option<Body<'_>>) -> Result<RawResponse, ApiError> {
+    async fn request(&self, method: &str, path: &str, upgrade: bool, body: Option<Body<'_>>, headers: &[(&str, String)]) -> Result<RawResponse, ApiError> {
         let mut io = self.connect().await?;
         let mut req = format!("{method} /v{}{path} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: berth/{}\r\n", self.version, env!("CARGO_PKG_VERSION"));
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
         if upgrade {
             req.push_str("Connection: Upgrade\r\nUpgrade: tcp\r\n");
         }
@@ -234,7 +242,7 @@ impl Client {
         let framing = if status == 101 {
             Framing::Raw
         } else if status == 204 || status == 304 {
-            // No body, whatever the headers say (RFC 9112 6.3).
+            // Never a body (RFC 9110), whatever the headers say.
             Framing::Length(0)
         } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
             Framing::Chunked { left: 0, done: false }
@@ -348,7 +356,8 @@ impl RawResponse {
                     if *left == 0 {
                         let mut line = String::new();
                         if self.io.read_line(&mut line).await? == 0 {
-                            return Ok(None);
+                            // Cut off before the last chunk (a daemon that died mid-pull).
+                            return Err(ApiError::Protocol("unexpected EOF".into()));
                         }
                         let size = line.trim().split(';').next().unwrap_or("");
                         if size.is_empty() {

@@ -19,14 +19,16 @@ impl Config {
     /// Read `<dir>/config.json`; a missing or unreadable file is an empty
     /// config, as for docker.
     pub fn load(dir: Option<&str>) -> Config {
-        let dir = match dir {
-            Some(d) => std::path::PathBuf::from(d),
-            None => match std::env::var_os("HOME") {
-                Some(h) => std::path::PathBuf::from(h).join(".berth"),
-                None => return Config::default(),
-            },
-        };
+        let Some(dir) = self::dir(dir) else { return Config::default() };
         std::fs::read(dir.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+}
+
+/// The config dir: `--config`, else `~/.berth`.
+pub fn dir(flag: Option<&str>) -> Option<std::path::PathBuf> {
+    match flag {
+        Some(d) => Some(std::path::PathBuf::from(d)),
+        None => std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".berth")),
     }
 }
 

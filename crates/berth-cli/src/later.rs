@@ -3,7 +3,7 @@
 //! make their API calls (the daemon answers "not implemented" until then),
 //! the rest say so here.
 
-use clap::{Args, Subcommand};
+use clap::Args;
 
 use crate::app::{Ctx, out, outln};
 use crate::client::{ApiError, percent_encode, query};
@@ -79,15 +79,6 @@ pub struct LogoutArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct SearchArgs {
-    /// Don't truncate output
-    #[arg(long = "no-trunc")]
-    pub no_trunc: bool,
-    #[arg(value_name = "TERM")]
-    pub term: String,
-}
-
-#[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
     /// Name of the Dockerfile (Default is "PATH/Dockerfile")
     #[arg(short = 'f', long = "file", value_name = "string")]
@@ -106,40 +97,6 @@ pub struct BuildArgs {
     pub quiet: bool,
     #[arg(value_name = "PATH | URL | -")]
     pub context: String,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum VolumeCommand {
-    /// Create a volume
-    Create {
-        /// Specify volume driver name
-        #[arg(short = 'd', long = "driver", value_name = "string", default_value = "local")]
-        driver: String,
-        #[arg(value_name = "VOLUME")]
-        name: Option<String>,
-    },
-    /// Display detailed information on one or more volumes
-    Inspect {
-        /// Format output using a custom template
-        #[arg(short = 'f', long = "format", value_name = "string")]
-        format: Option<String>,
-        #[arg(value_name = "VOLUME", required = true)]
-        names: Vec<String>,
-    },
-    /// List volumes
-    #[command(visible_alias = "list")]
-    Ls(ListArgs),
-    /// Remove unused local volumes
-    Prune(PruneLaterArgs),
-    /// Remove one or more volumes
-    #[command(visible_alias = "remove")]
-    Rm {
-        /// Force the removal of one or more volumes
-        #[arg(short = 'f', long = "force")]
-        force: bool,
-        #[arg(value_name = "VOLUME", required = true)]
-        names: Vec<String>,
-    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -191,39 +148,6 @@ pub(crate) fn list_out(items: &[serde_json::Value], a: &ListArgs, default: &str,
     Ok(())
 }
 
-pub async fn volume(ctx: &Ctx, cmd: &VolumeCommand) -> Result<(), LaterError> {
-    use template::s;
-    match cmd {
-        VolumeCommand::Ls(a) => {
-            let f = Filters::from_pairs(&a.filter);
-            let q = if f.is_empty() { String::new() } else { query(&[("filters", f.to_json())]) };
-            let v = call(ctx, "GET", &format!("/volumes{q}"), None).await?;
-            let items = v.get("Volumes").and_then(|x| x.as_array()).cloned().unwrap_or_default();
-            let h = template::map([("Driver", s("DRIVER")), ("Name", s("VOLUME NAME"))]);
-            list_out(&items, a, "table {{.Driver}}\t{{.Name}}", h, "Name")
-        }
-        VolumeCommand::Create { driver, name } => {
-            let body = serde_json::to_vec(&serde_json::json!({"Name": name.clone().unwrap_or_default(), "Driver": driver})).unwrap_or_default();
-            let v = call(ctx, "POST", "/volumes/create", Some(&body)).await?;
-            outln(v.get("Name").and_then(|i| i.as_str()).unwrap_or(""));
-            Ok(())
-        }
-        VolumeCommand::Rm { force, names } => {
-            let mut errs = Vec::new();
-            for n in names {
-                let q = if *force { "?force=1" } else { "" };
-                match call(ctx, "DELETE", &format!("/volumes/{}{q}", percent_encode(n)), None).await {
-                    Ok(_) => outln(n),
-                    Err(e) => errs.push(e),
-                }
-            }
-            if errs.is_empty() { Ok(()) } else { Err(LaterError::Many(errs)) }
-        }
-        VolumeCommand::Inspect { format, names } => inspect_each(ctx, "volumes", names, format.as_deref()).await,
-        VolumeCommand::Prune(a) => prune(ctx, "volumes", "VolumesDeleted", "Deleted Volumes:", a, "WARNING! This will remove anonymous local volumes not used by at least one container.").await,
-    }
-}
-
 pub(crate) async fn prune(ctx: &Ctx, what: &str, key: &str, title: &str, a: &PruneLaterArgs, warning: &str) -> Result<(), LaterError> {
     if !a.force && !crate::container::confirm(warning) {
         return Ok(());
@@ -238,14 +162,5 @@ pub(crate) async fn prune(ctx: &Ctx, what: &str, key: &str, title: &str, a: &Pru
     if let Some(r) = v.get("SpaceReclaimed").and_then(|x| x.as_i64()) {
         outln(&format!("Total reclaimed space: {}", crate::units::human_size(r as f64)));
     }
-    Ok(())
-}
-
-pub async fn pull(ctx: &Ctx, a: &PullArgs) -> Result<(), LaterError> {
-    let c = ctx.client()?;
-    crate::container::pull_image(c, &a.image, a.platform.as_deref(), a.quiet).await?;
-    let (name, tag) = crate::container::split_tag(&a.image);
-    let full = if name.contains('/') { name.to_owned() } else { format!("docker.io/library/{name}") };
-    outln(&if tag.is_empty() { full } else { format!("{full}:{tag}") });
     Ok(())
 }

@@ -20,9 +20,11 @@ pub mod inspect;
 pub mod later;
 pub mod network;
 pub mod opts;
+pub mod registry;
 pub mod system;
 pub mod timefmt;
 pub mod units;
+pub mod volume;
 
 use app::Ctx;
 use cli::{Cmd, ContainerCmd, ImageCmd, SystemCmd};
@@ -42,6 +44,10 @@ pub enum Error {
     Later(#[from] later::LaterError),
     #[error(transparent)]
     Api(#[from] client::ApiError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    Volume(#[from] volume::VolumeError),
 }
 
 impl Error {
@@ -60,12 +66,12 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
         Cmd::Exec(a) => c::exec(ctx, a).await?,
         Cmd::Ps(a) => c::ps(ctx, a).await?,
         Cmd::Build(_) => return Err(later::LaterError::NotYet("build").into()),
-        Cmd::Pull(a) => later::pull(ctx, a).await?,
-        Cmd::Push(_) => return Err(later::LaterError::NotYet("push").into()),
+        Cmd::Pull(a) => registry::pull(ctx, a).await?,
+        Cmd::Push(a) => registry::push(ctx, a).await?,
         Cmd::Images(a) => image::images(ctx, a).await?,
-        Cmd::Login(_) => return Err(later::LaterError::NotYet("login").into()),
-        Cmd::Logout(_) => return Err(later::LaterError::NotYet("logout").into()),
-        Cmd::Search(_) => return Err(later::LaterError::NotYet("search").into()),
+        Cmd::Login(a) => registry::login(ctx, a).await?,
+        Cmd::Logout(a) => registry::logout(a)?,
+        Cmd::Search(a) => registry::search(ctx, a).await?,
         Cmd::Version(a) => system::version(ctx, a).await?,
         Cmd::Info(a) => system::info(ctx, a).await?,
         Cmd::Container(m) => match &m.command {
@@ -87,9 +93,17 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
             None => app::out(&cli::help_of(&["network"])),
             Some(sub) => network::network(ctx, sub).await?,
         },
+        Cmd::Manifest(m) => match &m.command {
+            None => app::out(&cli::help_of(&["manifest"])),
+            Some(sub) => registry::manifest(sub).await?,
+        },
+        Cmd::Registry(m) => match &m.command {
+            None => app::out(&cli::help_of(&["registry"])),
+            Some(sub) => registry::registry(sub)?,
+        },
         Cmd::Volume(m) => match &m.command {
             None => app::out(&cli::help_of(&["volume"])),
-            Some(sub) => later::volume(ctx, sub).await?,
+            Some(sub) => volume::volume(ctx, sub).await?,
         },
         Cmd::Attach(a) => c::attach(ctx, a).await?,
         Cmd::Commit(a) => c::commit(ctx, a).await?,
@@ -164,8 +178,8 @@ async fn image_cmd(ctx: &Ctx, cmd: &ImageCmd) -> Result<(), Error> {
         ImageCmd::Load(a) => image::load(ctx, a).await?,
         ImageCmd::Ls(a) => image::images(ctx, a).await?,
         ImageCmd::Prune(a) => image::prune(ctx, a).await?,
-        ImageCmd::Pull(a) => later::pull(ctx, a).await?,
-        ImageCmd::Push(_) => return Err(later::LaterError::NotYet("push").into()),
+        ImageCmd::Pull(a) => registry::pull(ctx, a).await?,
+        ImageCmd::Push(a) => registry::push(ctx, a).await?,
         ImageCmd::Rm(a) => image::rmi(ctx, a).await?,
         ImageCmd::Save(a) => image::save(ctx, a).await?,
         ImageCmd::Tag(a) => image::tag(ctx, a).await?,

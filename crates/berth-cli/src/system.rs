@@ -206,6 +206,7 @@ pub fn pretty_info(i: &J) -> String {
         }
     }
     s.push_str(&format!(" Experimental: {}\n", i.get("ExperimentalBuild").and_then(|d| d.as_bool()).unwrap_or(false)));
+    s.push_str(&crate::registry::info_lines(i.get("RegistryConfig")));
     s.push_str(&format!(" Live Restore Enabled: {}\n", i.get("LiveRestoreEnabled").and_then(|d| d.as_bool()).unwrap_or(false)));
     s
 }

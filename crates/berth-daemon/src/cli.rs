@@ -54,6 +54,21 @@ pub struct Args {
     init_path: Option<PathBuf>,
     #[command(flatten)]
     network: crate::network::NetworkFlags,
+    /// Registry to reach over HTTP or unverified HTTPS (host[:port] or CIDR)
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
+    /// Preferred Docker Hub mirror
+    #[arg(long = "registry-mirror")]
+    registry_mirror: Vec<String>,
+    /// Directory of per-registry certificates (<dir>/<host[:port]>/ca.crt, client.cert, client.key)
+    #[arg(long = "certs-dir", default_value = "/etc/docker/certs.d")]
+    certs_dir: PathBuf,
+    /// Layers downloaded at once per pull
+    #[arg(long = "max-concurrent-downloads")]
+    max_concurrent_downloads: Option<usize>,
+    /// Layers uploaded at once per push
+    #[arg(long = "max-concurrent-uploads")]
+    max_concurrent_uploads: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +83,8 @@ pub enum StartError {
     Containers(#[from] crate::containers::store::StoreError),
     #[error(transparent)]
     Serve(#[from] crate::server::ServeError),
+    #[error(transparent)]
+    Volumes(#[from] berth_volume::VolumeError),
     #[error("invalid --log-opt {0:?}: want key=value")]
     LogOpt(String),
     #[error(transparent)]
@@ -125,9 +142,27 @@ pub fn config(args: &Args) -> Result<Config, StartError> {
         shim_binary,
         init_path,
         network: crate::network::NetworkOptions::resolve(&args.network, &file)?,
+        registry: registry_options(args, &file),
     };
     c.validate()?;
     Ok(c)
+}
+
+/// Registry options: flags added to the config file's lists, as dockerd.
+fn registry_options(args: &Args, file: &FileConfig) -> berth_registry::RegistryOptions {
+    let d = berth_registry::RegistryOptions::default();
+    let mut insecure = file.insecure_registries.clone().unwrap_or_default();
+    insecure.extend(args.insecure_registry.iter().cloned());
+    let mut mirrors = file.registry_mirrors.clone().unwrap_or_default();
+    mirrors.extend(args.registry_mirror.iter().cloned());
+    berth_registry::RegistryOptions {
+        insecure_registries: insecure,
+        mirrors,
+        certs_dir: args.certs_dir.clone(),
+        max_concurrent_downloads: args.max_concurrent_downloads.or(file.max_concurrent_downloads).unwrap_or(d.max_concurrent_downloads),
+        max_concurrent_uploads: args.max_concurrent_uploads.or(file.max_concurrent_uploads).unwrap_or(d.max_concurrent_uploads),
+        ..d
+    }
 }
 
 pub fn main() -> i32 {
@@ -184,7 +219,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         execs: Default::default(),
         started: std::time::Instant::now(),
         network,
+        registry: crate::registry::client(config.registry.clone()),
+        volumes: Arc::new(berth_volume::VolumeStore::open(&config.data_root)?),
     });
+    daemon.restore_volumes().await;
     daemon.reconcile_network().await;
     daemon.clone().restore().await;
     let mut listeners = Vec::new();

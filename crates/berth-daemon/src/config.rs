@@ -28,6 +28,8 @@ pub struct Config {
     pub init_path: PathBuf,
     /// Networking: the default bridge, address pools, berth's names.
     pub network: crate::network::NetworkOptions,
+    /// `insecure-registries`, `registry-mirrors`, `certs.d`, concurrency.
+    pub registry: berth_registry::RegistryOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +76,8 @@ pub struct FileConfig {
     pub dns: Option<Vec<String>>,
     pub features: Option<BTreeMap<String, bool>>,
     pub init_path: Option<PathBuf>,
+    pub max_concurrent_downloads: Option<usize>,
+    pub max_concurrent_uploads: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +148,7 @@ mod tests {
             shim_binary: "/usr/bin/berth-shim".into(),
             init_path: "/usr/bin/berth-init".into(),
             network: Default::default(),
+            registry: Default::default(),
         }
     }
 

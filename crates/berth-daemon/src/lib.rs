@@ -7,7 +7,8 @@
 //!             ├─ containers::store                  atomic records, names
 //!             ├─ containers::oci                    record → OCI spec (docker's defaults)
 //!             ├─ containers::run                    shims: start, stop, attach, logs, exec
-//!             └─ berth_image::ImageStore            images, layers, snapshots
+//!             ├─ berth_image::ImageStore            images, layers, snapshots
+//!             └─ volumes (berth_volume::VolumeStore) volumes, a container's mounts
 //! ```
 
 #![recursion_limit = "256"]
@@ -18,10 +19,12 @@ pub mod containers;
 pub mod error;
 pub mod events;
 pub mod network;
+pub mod registry;
 pub mod routes;
 pub mod server;
 pub mod shim;
 pub mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 
@@ -43,4 +46,7 @@ pub struct Daemon {
     pub execs: crate::containers::exec::Execs,
     pub started: std::time::Instant,
     pub network: crate::network::Networking,
+    /// The registry client (pull, push, login, search).
+    pub registry: berth_registry::Client,
+    pub volumes: Arc<berth_volume::VolumeStore>,
 }

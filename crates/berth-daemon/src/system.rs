@@ -129,7 +129,7 @@ impl Daemon {
             "OSType": "linux",
             "Architecture": machine,
             "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+            "RegistryConfig": crate::registry::info_json(&self.config.registry),
             "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             "MemTotal": mem_total(),
             "GenericResources": Value::Null,

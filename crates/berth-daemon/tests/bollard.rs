@@ -10,8 +10,10 @@
 //! (`TestDaemon`), with `DOCKER_HOST` pointing at it and `DISABLE_REGISTRY`
 //! set, so the tests name images without a registry prefix: `hello-world:linux`,
 //! `alpine` and `fussybeaver/uhttpd`. Those are made here from the busybox
-//! rootfs, with the files and config the tests rely on, and imported through
-//! the API; a pull of an image already in the store is then answered locally.
+//! rootfs, with the files and config the tests rely on, imported through the
+//! API and pushed to a `berth registry serve` of the test's own that berthd
+//! uses as its Docker Hub mirror (`--registry-mirror`): the tests' pulls are
+//! real pulls, answered from there.
 //!
 //! Each file runs with `--test-threads 1`, as bollard's README and CI do
 //! (some tests, such as container prune, assume no other test's containers
@@ -60,6 +62,7 @@ const FILES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     ("version_test", &[("test_downversioning", "talks to /var/run/docker.sock, not DOCKER_HOST")]),
+    ("volume_test", &[]),
 ];
 
 // ---- the scratch crate --------------------------------------------------------
@@ -103,6 +106,8 @@ flate2 = "1"
 futures-core = "0.3"
 futures-util = "0.3"
 http-body-util = "0.1"
+# volume_test names it (`extern crate hyper`); bollard depends on it anyway.
+hyper = "1"
 tar = "0.4"
 tokio = {{ version = "1", features = ["fs", "io-util", "macros", "net", "rt-multi-thread", "time"] }}
 
@@ -279,6 +284,36 @@ fn query_escape(s: &str) -> String {
         .collect()
 }
 
+/// The registry berthd mirrors Docker Hub from, served in this process.
+struct Mirror {
+    server: berth_registry::server::RunningServer,
+    _rt: tokio::runtime::Runtime,
+    _dir: berth_testkit::TestDir,
+}
+
+fn mirror() -> Mirror {
+    let dir = berth_testkit::TestDir::new("mirror");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let cfg = berth_registry::server::ServerConfig { addr: "127.0.0.1:0".into(), root: dir.join("root"), ..Default::default() };
+    let server = rt.block_on(async { berth_registry::server::bind(cfg).await.expect("bind the mirror").spawn() });
+    Mirror { server, _rt: rt, _dir: dir }
+}
+
+/// Push the test images to the mirror under their Docker Hub names, through
+/// `d` (a second tag for the push, removed after).
+fn push_images(d: &TestDaemon, m: &Mirror) {
+    for img in IMAGES {
+        let path = if img.repo.contains('/') { img.repo.to_owned() } else { format!("library/{}", img.repo) };
+        let target = format!("{}/{path}", m.server.addr);
+        let r = d.request("POST", &format!("/images/{}:{}/tag?repo={}&tag={}", img.repo, img.tag, target, img.tag), None).expect("tag");
+        assert_eq!(r.status, 201, "tag {target}: {}", r.text());
+        let r = d.request("POST", &format!("/images/{target}/push?tag={}", img.tag), None).expect("push");
+        assert!(r.status == 200 && !r.text().contains("\"error\""), "push {target}: {}", r.text());
+        let r = d.request("DELETE", &format!("/images/{target}:{}", img.tag), None).expect("untag");
+        assert_eq!(r.status, 200, "untag {target}: {}", r.text());
+    }
+}
+
 /// Import the test images into `d`, as `docker import --change` would.
 fn make_images(d: &TestDaemon) {
     let tar = d.dir.join("busybox.tar");
@@ -317,8 +352,10 @@ fn run_file(file: &str) {
         assert!(names.iter().any(|n| n == name), "{file}: skipped test {name} does not exist (tests: {names:?})");
     }
 
-    let d = TestDaemon::start(Path::new(BERTHD));
+    let m = mirror();
+    let d = TestDaemon::start_with(Path::new(BERTHD), &["--registry-mirror", &format!("http://{}", m.server.addr)]);
     make_images(&d);
+    push_images(&d, &m);
     let stdout = d.dir.join(format!("{file}.out"));
     let mut cmd = Command::new(exe);
     cmd.args(["--test-threads", "1", "--exact"]);
@@ -390,4 +427,9 @@ fn bollard_system_test() {
 #[test]
 fn bollard_version_test() {
     run_file("version_test");
+}
+
+#[test]
+fn bollard_volume_test() {
+    run_file("volume_test");
 }

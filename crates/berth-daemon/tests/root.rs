@@ -18,14 +18,7 @@ fn daemon() -> TestDaemon {
 }
 
 fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    berth_testkit::stdout_of_success(o)
 }
 
 fn stderr(o: &Output) -> String {
@@ -458,26 +451,6 @@ fn import_and_commit_apply_every_change() {
     let img = d.request("GET", "/images/committed/json", None).unwrap().json();
     assert!(img["Config"]["Env"].as_array().unwrap().contains(&json!("A=1")), "{img}");
     assert_eq!(img["Config"]["WorkingDir"], "/tmp");
-}
-
-#[test]
-fn pull_of_an_image_in_the_store_reports_it_up_to_date() {
-    let d = daemon();
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    let r = d.request("POST", "/images/create?fromImage=busybox&tag=latest", None).unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let lines: Vec<Value> = r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines[0], json!({"status": "Pulling from library/busybox", "id": "latest"}));
-    assert_eq!(lines.last().unwrap()["status"], "Status: Image is up to date for busybox:latest");
-    // With no tag, docker pulls every tag: here, every tag the store has.
-    let r = d.request("POST", "/images/create?fromImage=busybox", None).unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains(r#""id":"latest""#), "{}", r.text());
-    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() + 0.01;
-    let ev = d.request("GET", &format!("/events?since={since}&until={until}"), None).unwrap().text();
-    assert!(ev.lines().any(|l| serde_json::from_str::<Value>(l).unwrap()["Action"] == "pull"), "{ev}");
-    let r = d.request("POST", "/images/create?fromImage=nosuchimage&tag=latest", None).unwrap();
-    assert!(r.status >= 400, "{}", r.text());
 }
 
 #[test]

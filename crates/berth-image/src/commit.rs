@@ -38,6 +38,9 @@ pub struct CommitOptions {
     pub config: Option<ContainerConfig>,
     /// The container's ID, recorded in the config.
     pub container_id: String,
+    /// Mount points the runtime made in the writable layer (relative to the
+    /// root, e.g. `etc/hosts`), left out of the layer while they are empty.
+    pub placeholders: Vec<PathBuf>,
 }
 
 /// Whether `rel` exists in the lower layers (top first), seen through their
@@ -128,7 +131,7 @@ impl ImageStore {
         if let Some(p) = pauser {
             p.pause().map_err(|source| ArchiveError::Write { source })?;
         }
-        let written = self.write_layer_blob(key, &upper);
+        let written = self.write_layer_blob(key, &upper, &opts.placeholders);
         if let Some(p) = pauser {
             p.resume().map_err(|source| ArchiveError::Write { source })?;
         }
@@ -162,12 +165,12 @@ impl ImageStore {
 
     /// Tar the upper dir into the content store (uncompressed: its digest is
     /// the diff ID).
-    fn write_layer_blob(&self, key: &str, upper: &Path) -> Result<(Digest, u64), ArchiveError> {
+    fn write_layer_blob(&self, key: &str, upper: &Path, placeholders: &[PathBuf]) -> Result<(Digest, u64), ArchiveError> {
         let cerr = |source| ArchiveError::Store { source: StoreError::Content { id: key.to_owned(), source } };
         let w = self.content().writer(&format!("commit-{key}-{}", crate::layer::random_name(8)), crate::digest::Algorithm::Sha256).map_err(cerr)?;
         let mut b = tar::Builder::new(io::BufWriter::with_capacity(BUF_SIZE, w));
         let werr = |source| ArchiveError::Write { source };
-        let r = TreeWriter::new(&mut b, upper, TreeKind::OverlayUpper).and_then(|mut t| t.write_all());
+        let r = TreeWriter::new(&mut b, upper, TreeKind::OverlayUpper).and_then(|t| t.without_placeholders(placeholders.to_vec()).write_all());
         r.map_err(werr)?;
         let mut bw = b.into_inner().map_err(werr)?;
         bw.flush().map_err(werr)?;

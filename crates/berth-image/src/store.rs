@@ -489,12 +489,15 @@ impl ImageStore {
                 out.push(DeleteResponseItem::untagged(r.familiar()));
             }
             let mut left = self.references(&id)?;
-            // A removed tag leaves only digests of the same repository: drop them too.
-            if r.tag().is_some() && left.iter().all(|x| x.digest().is_some() && x.name() == r.name()) {
-                for d in left.drain(..) {
+            // As docker: the last tag of a repository removed takes that
+            // repository's digests with it (other repositories' references stay).
+            if r.tag().is_some() && !left.iter().any(|x| x.digest().is_none() && x.name() == r.name()) {
+                let (same, other): (Vec<Reference>, Vec<Reference>) = left.into_iter().partition(|x| x.name() == r.name());
+                for d in same {
                     self.remove_reference(&d)?;
                     out.push(DeleteResponseItem::untagged(d.familiar()));
                 }
+                left = other;
             }
             if !left.is_empty() {
                 return Ok(out);

@@ -101,12 +101,27 @@ pub struct TreeWriter<'a, W: Write> {
     root: PathBuf,
     dev: u64,
     links: HashMap<(u64, u64), PathBuf>,
+    placeholders: Vec<PathBuf>,
 }
 
 impl<'a, W: Write> TreeWriter<'a, W> {
     pub fn new(builder: &'a mut tar::Builder<W>, root: &Path, kind: TreeKind) -> io::Result<Self> {
         let dev = fs::symlink_metadata(root)?.dev();
-        Ok(TreeWriter { builder, kind, root: root.to_owned(), dev, links: HashMap::new() })
+        Ok(TreeWriter { builder, kind, root: root.to_owned(), dev, links: HashMap::new(), placeholders: Vec::new() })
+    }
+
+    /// Leave out these paths (relative to the root) where they are only
+    /// mount points: empty files or empty directories. docker keeps such
+    /// mount points (/etc/hosts, /etc/resolv.conf...) in a container's init
+    /// layer, so a commit never carries them.
+    pub fn without_placeholders(mut self, paths: Vec<PathBuf>) -> Self {
+        self.placeholders = paths;
+        self
+    }
+
+    fn is_placeholder(&self, rel: &Path, abs: &Path, m: &fs::Metadata) -> bool {
+        self.placeholders.iter().any(|p| p == rel)
+            && ((m.is_file() && m.len() == 0) || (m.is_dir() && fs::read_dir(abs).map(|mut d| d.next().is_none()).unwrap_or(false)))
     }
 
     /// Write everything under the root.
@@ -121,6 +136,9 @@ impl<'a, W: Write> TreeWriter<'a, W> {
             let rel = rel.join(&name);
             let abs = self.root.join(&rel);
             let m = fs::symlink_metadata(&abs)?;
+            if self.is_placeholder(&rel, &abs, &m) {
+                continue;
+            }
             self.entry(&rel, &abs, &m)?;
             if m.is_dir() && (self.kind == TreeKind::OverlayUpper || m.dev() == self.dev) {
                 self.dir(&rel)?;

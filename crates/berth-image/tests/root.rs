@@ -299,6 +299,11 @@ fn snapshot_mount_write_delete_then_diff_commit_and_export() {
     let paths: Vec<String> = a.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
     assert!(paths.contains(&"tmp/new.txt".to_owned()) && paths.contains(&"bin/busybox".to_owned()));
     assert!(!paths.contains(&"bin/ls".to_owned()) && !paths.iter().any(|p| p.starts_with("home")));
+    // Mount points a runtime made (empty) are left out; a listed path that
+    // holds data is kept.
+    fs::write(root.join("etc/mountpoint"), b"").unwrap();
+    fs::create_dir(root.join("mnt-dir")).unwrap();
+    fs::write(root.join("etc/written"), b"data").unwrap();
     drop(m);
 
     let opts = CommitOptions {
@@ -307,6 +312,7 @@ fn snapshot_mount_write_delete_then_diff_commit_and_export() {
         message: "add new.txt".into(),
         changes: vec!["ENV FOO=bar".into()],
         container_id: "c1".into(),
+        placeholders: ["etc/mountpoint", "mnt-dir", "etc/written"].iter().map(PathBuf::from).collect(),
         ..Default::default()
     };
     let cid = store.commit("c1", "bb", &opts, None).unwrap();
@@ -327,6 +333,8 @@ fn snapshot_mount_write_delete_then_diff_commit_and_export() {
     assert_eq!(fs::read(root2.join("tmp/new.txt")).unwrap(), b"hello");
     assert!(!root2.join("bin/ls").exists() && !root2.join("home").exists());
     assert!(root2.join("data").is_dir() && root2.join("bin/cat").exists());
+    assert!(!root2.join("etc/mountpoint").exists() && !root2.join("mnt-dir").exists(), "mount points stay out of the layer");
+    assert_eq!(fs::read(root2.join("etc/written")).unwrap(), b"data");
     assert!(store.diff("c2").unwrap().is_empty());
 
     // rmi: the committed image has a child relation to its parent.

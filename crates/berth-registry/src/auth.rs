@@ -50,23 +50,28 @@ impl AuthError {
 /// carry, and what `config.json` stores per registry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthConfig {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_empty")]
     pub username: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_empty")]
     pub password: String,
     /// base64 of `username:password`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_empty")]
     pub auth: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_empty")]
     pub email: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_empty")]
     pub serveraddress: String,
     /// An OAuth refresh token, exchanged at the token realm.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_empty")]
     pub identitytoken: String,
     /// A bearer token sent as is.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_as_empty")]
     pub registrytoken: String,
+}
+
+/// Clients send `null` for fields they leave out (bollard does).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl AuthConfig {
@@ -346,6 +351,15 @@ mod tests {
         );
         assert_eq!(Challenge::parse("Negotiate abc"), None);
         assert_eq!(Challenge::parse("Bearer service=x"), None, "a bearer challenge needs a realm");
+    }
+
+    #[test]
+    fn null_fields_are_empty() {
+        let h = URL_SAFE.encode(br#"{"username":"u","password":"p","auth":null,"email":null,"serveraddress":null,"identitytoken":null}"#);
+        let a = AuthConfig::from_header(&h).unwrap().unwrap();
+        assert_eq!((a.username.as_str(), a.password.as_str(), a.email.as_str()), ("u", "p", ""));
+        let none = URL_SAFE.encode(br#"{"username":null,"password":null}"#);
+        assert_eq!(AuthConfig::from_header(&none).unwrap(), None);
     }
 
     #[test]

@@ -43,8 +43,9 @@ pub struct Client {
     pub(crate) options: Arc<RegistryOptions>,
     credentials: Arc<CredentialStore>,
     http: Arc<Mutex<HashMap<(String, bool), reqwest::Client>>>,
-    /// Authorization header per (registry host, scope).
-    tokens: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// Authorization header per (registry host, scope, whose credentials):
+    /// one caller's token is never sent for another.
+    tokens: Arc<Mutex<HashMap<TokenKey, String>>>,
     /// The endpoint each registry host answered on.
     chosen: Arc<Mutex<HashMap<String, Endpoint>>>,
 }
@@ -299,11 +300,7 @@ impl Client {
 
     /// The `Authorization` a repository's requests carry now, if any.
     pub(crate) fn auth_header(&self, repo: &Repo) -> Option<String> {
-        self.cached_auth(&repo.endpoint.host, &repo.scope)
-    }
-
-    fn cached_auth(&self, host: &str, scope: &str) -> Option<String> {
-        self.tokens.lock().unwrap().get(&(host.to_owned(), scope.to_owned())).cloned()
+        self.tokens.lock().unwrap().get(&token_key(repo)).cloned()
     }
 
     /// Send a request built by `build` (called again for the retry after a
@@ -319,7 +316,7 @@ impl Client {
         let mut retried = false;
         loop {
             let mut rb = build(http.request(method.clone(), url));
-            if let Some(h) = self.cached_auth(&repo.endpoint.host, &repo.scope) {
+            if let Some(h) = self.auth_header(repo) {
                 rb = rb.header(AUTHORIZATION, h);
             }
             let resp = rb.send().await.map_err(|e| connect_err(&method, url, e))?;
@@ -332,7 +329,7 @@ impl Client {
                 return Ok(resp);
             };
             let header = self.authorize(repo, ch).await?;
-            self.tokens.lock().unwrap().insert((repo.endpoint.host.clone(), repo.scope.clone()), header);
+            self.tokens.lock().unwrap().insert(token_key(repo), header);
             retried = true;
         }
     }
@@ -625,6 +622,18 @@ impl Client {
             format!("{}/{location}", repo.endpoint.base())
         }
     }
+}
+
+/// Host, scope, and a digest of the credentials (empty for anonymous requests).
+type TokenKey = (String, String, String);
+
+/// The token cache's key of a repository's requests.
+fn token_key(repo: &Repo) -> TokenKey {
+    let who = match repo.auth.as_ref().filter(|a| !a.is_empty()) {
+        Some(a) => Digest::sha256_of(format!("{}\0{}\0{}\0{}", a.username, a.password, a.identitytoken, a.registrytoken).as_bytes()).hex().to_owned(),
+        None => String::new(),
+    };
+    (repo.endpoint.host.clone(), repo.scope.clone(), who)
 }
 
 fn host_port(u: &url::Url) -> String {

@@ -56,6 +56,7 @@ pub struct PullReport {
     /// The digest the tag resolved to (an index's when there is one): the
     /// one in RepoDigests and in `Digest:`.
     pub digest: Digest,
+    /// Nothing was fetched and the reference already named the image.
     pub up_to_date: bool,
     /// Layer blobs fetched (wholly or the rest of a partial one).
     pub layers_downloaded: Vec<Digest>,
@@ -315,6 +316,10 @@ impl Client {
             let added = blocking(move || s.add_pulled_image(&cb, mb)).await?;
             debug_assert_eq!(added, id);
         }
+        // As docker: a reference that now points elsewhere is news too.
+        let (s, rs) = (store.clone(), r.to_string());
+        let reference_current = blocking(move || s.resolve(&rs).ok()).await.as_ref() == Some(&id);
+        report.up_to_date &= reference_current;
         let s = store.clone();
         let (tagged, digested, idc) = (r.tag().is_some().then(|| r.clone()), r.with_digest(top.digest.clone()), id.clone());
         blocking(move || -> Result<(), Error> {
@@ -328,7 +333,7 @@ impl Client {
         progress.send(ProgressMessage::status(format!("Digest: {}", top.digest)));
         progress.send(ProgressMessage::status(format!(
             "Status: {} for {}",
-            if up_to_date { "Image is up to date" } else { "Downloaded newer image" },
+            if report.up_to_date { "Image is up to date" } else { "Downloaded newer image" },
             r.familiar()
         )));
         Ok(report)

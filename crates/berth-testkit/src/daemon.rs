@@ -265,7 +265,8 @@ impl Drop for TestDaemon {
         self.uninstall_network();
         // Whatever is left (shims of a test that panicked): kill processes
         // under the exec root, then unmount and remove the tree.
-        kill_processes_under(&self.dir.path().to_string_lossy());
+        // The trailing slash keeps `daemon-…-1` from matching `daemon-…-12`.
+        kill_processes_under(&format!("{}/", self.dir.path().display()));
     }
 }
 

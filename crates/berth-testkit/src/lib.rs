@@ -102,3 +102,22 @@ pub fn remove_tree(path: &Path) {
             eprintln!("testkit: remove {}: {e}", path.display());
         }
 }
+
+/// A command's stdout, after asserting it succeeded (the panic shows its
+/// exit status, stdout and stderr).
+pub fn stdout_of_success(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's stderr, after asserting it failed.
+pub fn stderr_of_failure(o: &std::process::Output) -> String {
+    assert!(!o.status.success(), "expected a failure, got stdout: {}", String::from_utf8_lossy(&o.stdout));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -110,21 +110,12 @@ async fn post_create(c: &Client, req: &CreateRequest) -> Result<Created, ApiErro
 /// `POST /images/create?fromImage=`: the progress stream shown as docker's
 /// plain (non-tty) progress lines.
 pub async fn pull_image(c: &Client, image: &str, platform: Option<&str>, quiet: bool) -> Result<(), ContainerError> {
-    let (name, tag) = split_tag(image);
-    let mut q = vec![("fromImage", name.to_owned()), ("tag", tag.to_owned())];
-    if let Some(p) = platform {
-        q.push(("platform", p.to_owned()));
-    }
-    let mut resp = c.raw("POST", &format!("/images/create{}", query(&q)), false, None).await?;
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        buf.extend_from_slice(&chunk);
-        while let Some(i) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=i).collect();
-            show_progress(&line, quiet)?;
-        }
-    }
-    show_progress(&buf, quiet)
+    // `run` and `create` pull `latest` when no tag is given.
+    let tagged = berth_image::reference::Reference::parse(image).map(|r| r.to_string()).unwrap_or_else(|_| image.to_owned());
+    crate::registry::pull_stream(c, &tagged, platform, quiet, true).await.map_err(|e| match e {
+        crate::registry::RegistryError::Api(a) => ContainerError::Api(a),
+        other => ContainerError::Pull(other.to_string()),
+    })
 }
 
 /// One line of a JSON progress stream (pull, load, import).

@@ -264,6 +264,12 @@ pub fn running(c: &Container) -> bool {
 const INIT_PATHS: &[&str] =
     &["/dev/pts", "/dev/shm", "/proc", "/sys", "/.dockerenv", "/etc/resolv.conf", "/etc/hosts", "/etc/hostname", "/dev/console", "/etc/mtab"];
 
+/// The init layer's mount points as paths inside the root, for commit to
+/// leave out.
+pub fn init_placeholders() -> Vec<std::path::PathBuf> {
+    INIT_PATHS.iter().map(|p| std::path::PathBuf::from(&p[1..])).collect()
+}
+
 /// `docker diff` as docker shows it: without the init layer's mount points,
 /// nor a directory listed only because one of them was made in it.
 pub fn hide_init_paths(changes: Vec<berth_image::api::Change>) -> Vec<berth_image::api::Change> {

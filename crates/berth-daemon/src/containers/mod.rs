@@ -94,6 +94,15 @@ impl Daemon {
                 return Err(ApiError::invalid("no command specified"));
             }
         };
+        let volumes: Vec<String> =
+            config.volumes.iter().flatten().chain(image_config.volumes.iter().flat_map(|v| v.keys())).cloned().collect();
+        let mounts = match self.container_mounts(&id, &hc, &volumes).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.containers.release_name(&name, &id);
+                return Err(e);
+            }
+        };
         if hc.log_config.as_ref().and_then(|l| l.typ.clone()).filter(|t| !t.is_empty()).is_none() {
             hc.log_config = Some(berth_api::models::HostConfigLogConfig {
                 typ: Some(self.config.log_driver.clone()),
@@ -117,12 +126,14 @@ impl Daemon {
             platform: "linux".into(),
             run: 0,
             endpoints,
+            mounts: mounts.clone(),
         };
         // The writable layer first: a record always has its snapshot.
         let images = self.images.clone();
         let (key, image_id) = (id.clone(), image.id().to_string());
         let prepared = tokio::task::spawn_blocking(move || images.prepare_container(&key, &image_id)).await?;
         if let Err(e) = prepared {
+            self.release_mounts(&id, &mounts, true).await;
             self.containers.release_name(&name, &id);
             return Err(e.into());
         }
@@ -130,6 +141,7 @@ impl Daemon {
             let images = self.images.clone();
             let key = id.clone();
             let _ = tokio::task::spawn_blocking(move || images.snapshots().remove(&key)).await;
+            self.release_mounts(&id, &mounts, true).await;
             self.containers.release_name(&name, &id);
             return Err(e.into());
         }
@@ -228,12 +240,6 @@ impl Daemon {
 
 /// Options berth does not do yet: refused plainly rather than ignored.
 fn check_unsupported(hc: &HostConfig) -> ApiResult<()> {
-    if hc.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || hc.mounts.as_ref().is_some_and(|m| !m.is_empty())
-        || hc.volumes_from.as_ref().is_some_and(|v| !v.is_empty())
-    {
-        return Err(ApiError::not_implemented("volumes and bind mounts (-v, --mount, --volumes-from) are not implemented yet"));
-    }
     if let Some(u) = hc.userns_mode.as_deref().filter(|u| !u.is_empty() && *u != "host") {
         return Err(ApiError::not_implemented(format!("--userns {u:?} is not implemented")));
     }
@@ -412,7 +418,7 @@ pub fn summary_json(c: &Container) -> Value {
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": net},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": crate::volumes::mounts::inspect_json(&c.mounts),
     })
 }
 
@@ -465,7 +471,7 @@ pub fn inspect_json(c: &Container, dir: &std::path::Path) -> Value {
         "ExecIDs": Value::Null,
         "HostConfig": serde_json::to_value(&c.host_config).unwrap_or(Value::Null),
         "GraphDriver": {"Name": "overlay2", "Data": {}},
-        "Mounts": [],
+        "Mounts": crate::volumes::mounts::inspect_json(&c.mounts),
         "Config": serde_json::to_value(&c.config).unwrap_or(Value::Null),
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,

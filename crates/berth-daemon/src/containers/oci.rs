@@ -288,7 +288,7 @@ fn mount(dest: &str, kind: &str, source: &str, options: &[&str]) -> Value {
 
 /// `--tmpfs /run:size=64m,mode=1777` → a tmpfs mount with docker's default
 /// options (noexec, nosuid, nodev) unless the value overrides them.
-fn tmpfs_mount(dest: &str, opts: &str) -> Value {
+pub(crate) fn tmpfs_mount(dest: &str, opts: &str) -> Value {
     let mut options: Vec<String> = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
@@ -579,6 +579,7 @@ mod tests {
             endpoints: Default::default(),
             platform: "linux".into(),
             run: 0,
+            mounts: Vec::new(),
         }
     }
 

@@ -79,6 +79,7 @@ impl Daemon {
         let images = self.images.clone();
         let c = c.clone();
         let init_path = self.config.init_path.clone();
+        let volumes = self.volumes.clone();
         let cgroups_path = format!(
             "/{}/{}",
             c.host_config.cgroup_parent.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| self.config.cgroup_parent.clone()).trim_matches('/'),
@@ -87,6 +88,7 @@ impl Daemon {
         let result = tokio::task::spawn_blocking(move || -> ApiResult<PathBuf> {
             super::fs::mount_rootfs(&images, &c.id, &rootfs)?;
             let result = (|| {
+                let user_mounts = crate::volumes::mounts::prepare_run(&volumes, &c, &rootfs)?;
                 let (hostname_file, hosts_file, resolv) = super::oci::etc_files(&dir);
                 let hostname = c.config.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| c.id[..12].to_owned());
                 let write = |p: &PathBuf, data: String| {
@@ -128,13 +130,15 @@ impl Daemon {
                         None
                     },
                 };
-                let spec = super::oci::build(&c, &input)?;
+                let mut spec = super::oci::build(&c, &input)?;
+                crate::volumes::mounts::add_to_spec(&mut spec, user_mounts);
                 std::fs::create_dir_all(&bundle).map_err(|e| ApiError::internal(format!("create bundle: {e}")))?;
                 berth_sys::fs::write_replace(&bundle.join("config.json"), spec.to_string().as_bytes())
                     .map_err(|e| ApiError::internal(e.to_string()))?;
                 Ok(bundle.clone())
             })();
             if result.is_err() {
+                volumes.unmount_all(&c.id);
                 super::fs::unmount_rootfs(&rootfs);
             }
             result
@@ -239,7 +243,7 @@ impl Daemon {
             let d = self.clone();
             let id = c.id.clone();
             tokio::spawn(async move {
-                if let Err(e) = d.remove_container(&id, true).await {
+                if let Err(e) = d.remove_container_with_volumes(&id, true, true).await {
                     tracing::warn!(container = %id, "auto-remove after a failed start: {e}");
                 }
             });
@@ -261,10 +265,12 @@ impl Daemon {
         self.teardown_container_network(id).await;
         let (rootfs, bundle, shim) = (self.rootfs_dir(id), self.bundle_dir(id), self.shim_dir(id));
         let runtime = self.runtime();
+        let volumes = self.volumes.clone();
         let id = id.to_owned();
         let _ = tokio::task::spawn_blocking(move || {
             // A shim that died before deleting its container leaves it behind.
             let _ = runtime.delete(&id, true);
+            volumes.unmount_all(&id);
             super::fs::unmount_rootfs(&rootfs);
             let _ = std::fs::remove_dir_all(&bundle);
             let _ = std::fs::remove_dir_all(&shim);
@@ -344,7 +350,7 @@ impl Daemon {
         }
         if c.host_config.auto_remove == Some(true) {
             drop(c);
-            if let Err(e) = self.remove_container(id, true).await {
+            if let Err(e) = self.remove_container_with_volumes(id, true, true).await {
                 tracing::warn!(container = %id, "auto-remove: {e}");
             }
         }
@@ -487,8 +493,13 @@ impl Daemon {
         Ok((w.exit_code, (!w.error.is_empty()).then_some(w.error)))
     }
 
-    /// `DELETE /containers/{id}`.
+    /// `DELETE /containers/{id}`, keeping its volumes.
     pub async fn remove_container(&self, reference: &str, force: bool) -> ApiResult<()> {
+        self.remove_container_with_volumes(reference, force, false).await
+    }
+
+    /// `DELETE /containers/{id}?v=…`: with `volumes`, its anonymous volumes go too.
+    pub async fn remove_container_with_volumes(&self, reference: &str, force: bool, volumes: bool) -> ApiResult<()> {
         let h = self.container(reference)?;
         let (id, name) = {
             let c = h.lock().await;
@@ -535,6 +546,7 @@ impl Daemon {
             tracing::warn!(container = %id, "remove snapshot: {e}");
         }
         self.containers.remove(&id, &name)?;
+        self.release_mounts(&id, &c.mounts, volumes).await;
         self.waits.update(&id, |w| {
             w.removed = true;
             w.running = false;

@@ -51,6 +51,9 @@ pub struct Container {
     /// settings on each (`--ip`, `--network-alias`, `--mac-address`).
     #[serde(default)]
     pub endpoints: std::collections::BTreeMap<String, berth_api::models::EndpointSettings>,
+    /// Binds, volumes and tmpfs mounts, resolved at create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::volumes::spec::MountPoint>,
 }
 
 impl Container {
@@ -255,6 +258,7 @@ mod tests {
             endpoints: Default::default(),
             platform: "linux".into(),
             run: 0,
+            mounts: Vec::new(),
         }
     }
 

@@ -105,36 +105,30 @@ async fn export(State(d): State<Shared>, Path(id): Path<String>) -> ApiResult<Re
     }))
 }
 
-async fn archive_target(d: &Shared, id: &str) -> ApiResult<(String, PathBuf)> {
+/// The container's filesystem with its mounts, as `docker cp` sees it.
+async fn archive_target(d: &Shared, id: &str) -> ApiResult<std::sync::Arc<crate::volumes::mounts::ContainerFs>> {
     let h = d.container(id)?;
-    let cid = h.lock().await.id.clone();
-    let target = d.rootfs_dir(&cid);
-    Ok((cid, target))
+    let container = h.lock().await.clone();
+    let target: PathBuf = d.rootfs_dir(&container.id);
+    Ok(std::sync::Arc::new(crate::volumes::mounts::ContainerFs { images: d.images.clone(), volumes: d.volumes.clone(), container, target }))
 }
 
 async fn archive_head(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) -> ApiResult<Response> {
     let path = q.get("path").cloned().ok_or_else(|| ApiError::invalid("path is required"))?;
-    let (cid, target) = archive_target(&d, &id).await?;
-    let images = d.images.clone();
-    let stat = tokio::task::spawn_blocking(move || {
-        fs::with_rootfs(&images, &cid, &target, |root| fs::path_stat(&fs::resolve_in_root(root, &path, false)?, &path))
-    })
+    let cfs = archive_target(&d, &id).await?;
+    let stat = tokio::task::spawn_blocking(move || cfs.with(|root| fs::path_stat(&fs::resolve_in_root(root, &path, false)?, &path)))
     .await??;
     Ok(([("X-Docker-Container-Path-Stat", stat)], "").into_response())
 }
 
 async fn archive_get(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) -> ApiResult<Response> {
     let path = q.get("path").cloned().ok_or_else(|| ApiError::invalid("path is required"))?;
-    let (cid, target) = archive_target(&d, &id).await?;
-    let images = d.images.clone();
+    let cfs = archive_target(&d, &id).await?;
     // Stat first, so a missing path is a 404 before the stream starts.
-    let (p2, c2, t2, i2) = (path.clone(), cid.clone(), target.clone(), images.clone());
-    let stat = tokio::task::spawn_blocking(move || {
-        fs::with_rootfs(&i2, &c2, &t2, |root| fs::path_stat(&fs::resolve_in_root(root, &p2, false)?, &p2))
-    })
-    .await??;
+    let (p2, c2) = (path.clone(), cfs.clone());
+    let stat = tokio::task::spawn_blocking(move || c2.with(|root| fs::path_stat(&fs::resolve_in_root(root, &p2, false)?, &p2))).await??;
     let mut resp = super::images::blocking_body("application/x-tar", move |w| {
-        fs::with_rootfs(&images, &cid, &target, |root| {
+        cfs.with(|root| {
             let host = fs::resolve_in_root(root, &path, false)?;
             fs::archive_path(&host, &path, w)
         })
@@ -146,13 +140,9 @@ async fn archive_get(State(d): State<Shared>, Path(id): Path<String>, Query(q): 
 async fn archive_put(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q, body: axum::body::Body) -> ApiResult<Response> {
     let path = q.get("path").cloned().ok_or_else(|| ApiError::invalid("path is required"))?;
     let no_overwrite = query_bool(q.get("noOverwriteDirNonDir"));
-    let (cid, target) = archive_target(&d, &id).await?;
-    let images = d.images.clone();
+    let cfs = archive_target(&d, &id).await?;
     let reader = super::images::body_reader(body);
-    tokio::task::spawn_blocking(move || {
-        fs::with_rootfs(&images, &cid, &target, |root| fs::extract_into(root, &path, reader, no_overwrite))
-    })
-    .await??;
+    tokio::task::spawn_blocking(move || cfs.with(|root| fs::extract_into(root, &path, reader, no_overwrite))).await??;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -197,6 +187,7 @@ async fn commit(State(d): State<Shared>, Query(q): Q, Query(pairs): Query<Vec<(S
         changes: super::query_lines(&pairs, "changes"),
         config: image_config,
         container_id: c.id.clone(),
+        placeholders: fs::init_placeholders(),
     };
     let pause = q.get("pause").is_none_or(|p| p != "0" && p != "false") && fs::running(&c);
     let pauser = fs::RuntimePauser { runtime: d.runtime(), id: c.id.clone() };

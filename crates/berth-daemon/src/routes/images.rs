@@ -64,9 +64,7 @@ impl crate::Daemon {
         }
         let mut v = serde_json::to_value(&du).map_err(|e| ApiError::internal(e.to_string()))?;
         v["Containers"] = json!(containers);
-        if v.get("Volumes").is_none() {
-            v["Volumes"] = json!([]);
-        }
+        v["Volumes"] = self.volumes_usage().await;
         if v.get("BuildCache").is_none() {
             v["BuildCache"] = json!([]);
         }
@@ -214,9 +212,9 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn create(State(d): State<Shared>, Query(q): Q, Query(pairs): Query<Vec<(String, String)>>, body: Body) -> ApiResult<Response> {
-    if let Some(from) = q.get("fromImage").filter(|f| !f.is_empty()) {
-        return pull_from_store(&d, from, q.get("tag").filter(|t| !t.is_empty())).await;
+async fn create(State(d): State<Shared>, Query(q): Q, Query(pairs): Query<Vec<(String, String)>>, headers: axum::http::HeaderMap, body: Body) -> ApiResult<Response> {
+    if q.get("fromImage").is_some_and(|f| !f.is_empty()) {
+        return super::registry::pull(d, &q, &headers).await;
     }
     let Some(src) = q.get("fromSrc").filter(|s| !s.is_empty()) else {
         return Err(ApiError::invalid("fromImage or fromSrc is required"));
@@ -242,47 +240,6 @@ async fn create(State(d): State<Shared>, Query(q): Q, Query(pairs): Query<Vec<(S
     d.events.image(&id.to_string(), "import", &[]);
     let line = json!({"status": id.to_string()}).to_string() + "\n";
     Ok(([(header::CONTENT_TYPE, "application/json")], line).into_response())
-}
-
-/// A pull, until berth has a registry client: what the store already holds
-/// is up to date (docker's progress messages and `pull` event for that
-/// case); anything else is not implemented yet. With neither a tag nor a
-/// digest, docker pulls every tag of the repository: here, every tag the
-/// store has.
-async fn pull_from_store(d: &Shared, from: &str, tag: Option<&String>) -> ApiResult<Response> {
-    use berth_image::reference::Reference;
-    let named = match tag {
-        Some(t) if t.contains(':') => format!("{from}@{t}"),
-        Some(t) => format!("{from}:{t}"),
-        None => from.to_owned(),
-    };
-    let wanted = Reference::parse_named(&named).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let images = d.images.clone();
-    let w = wanted.clone();
-    let present: Vec<Reference> = blocking(move || {
-        let all = images.all_references()?;
-        Ok(all
-            .into_iter()
-            .map(|(_, r)| r)
-            .filter(|r| if w.tag().is_none() && w.digest().is_none() { r.name_only() == w && r.tag().is_some() } else { *r == w })
-            .collect())
-    })
-    .await?;
-    if present.is_empty() {
-        return Err(ApiError::not_implemented(format!("pulling {named}: registries are not implemented yet")));
-    }
-    let mut out = String::new();
-    let mut line = |v: serde_json::Value| {
-        out.push_str(&v.to_string());
-        out.push('\n');
-    };
-    for r in &present {
-        let id = r.tag().map(str::to_owned).or(r.digest().map(|d| d.to_string())).unwrap_or_default();
-        line(json!({"status": format!("Pulling from {}", r.path()), "id": id}));
-        d.events.image(&r.familiar(), "pull", &[("name", &r.familiar_name())]);
-    }
-    line(json!({"status": format!("Status: Image is up to date for {}", wanted.familiar())}));
-    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 /// Split `/images/<name>/<action>`: names may hold slashes.
@@ -322,7 +279,7 @@ fn not_found_image(name: &str, e: berth_image::store::StoreError) -> ApiError {
     }
 }
 
-async fn by_name_post(State(d): State<Shared>, Path(rest): Path<String>, Query(q): Q) -> ApiResult<Response> {
+async fn by_name_post(State(d): State<Shared>, Path(rest): Path<String>, Query(q): Q, headers: axum::http::HeaderMap) -> ApiResult<Response> {
     let (name, action) = split_action(&rest, &["tag", "push"]);
     match action {
         Some("tag") => {
@@ -336,7 +293,7 @@ async fn by_name_post(State(d): State<Shared>, Path(rest): Path<String>, Query(q
             d.events.image(name, "tag", &[("name", &target)]);
             Ok(StatusCode::CREATED.into_response())
         }
-        Some("push") => Err(ApiError::not_implemented("push: registries are not implemented yet")),
+        Some("push") => super::registry::push(d, name, &q, &headers).await,
         _ => Err(ApiError::not_found(format!("page not found: /images/{rest}"))),
     }
 }

@@ -4,8 +4,10 @@
 pub mod containers;
 pub mod images;
 pub mod networks;
+pub mod registry;
 pub mod run;
 pub mod system;
+pub mod volumes;
 
 use axum::Router;
 use axum::extract::Request;
@@ -27,8 +29,10 @@ pub fn router(d: Shared) -> Router {
         .merge(system::router())
         .merge(containers::router())
         .merge(images::router())
+        .merge(registry::router())
         .merge(run::router())
         .merge(networks::router())
+        .merge(volumes::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
         .layer(axum::middleware::from_fn(check_version))
         .with_state(d)

@@ -105,7 +105,7 @@ async fn remove(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) ->
     if query_bool(q.get("link")) {
         return Err(ApiError::not_implemented("--link is not implemented yet"));
     }
-    d.remove_container(&id, query_bool(q.get("force"))).await?;
+    d.remove_container_with_volumes(&id, query_bool(q.get("force")), query_bool(q.get("v"))).await?;
     Ok(no_content())
 }
 
