@@ -18,6 +18,8 @@ bench_cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 1
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  # The berthd's bridge and nft table (under $work/berth, as the benches start it).
+  [ -d "$work/berth/data" ] && "$bin/berthd" --data-root "$work/berth/data" --exec-root "$work/berth/exec" --uninstall-network 2>/dev/null || true
   grep "$work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
 }

@@ -18,6 +18,7 @@ cleanup() {
     "$bin/berth" -H "unix://$work/berth.sock" rm -f $("$bin/berth" -H "unix://$work/berth.sock" ps -aq) >/dev/null 2>&1 || true
     kill "$berthd_pid" 2>/dev/null || true
     wait "$berthd_pid" 2>/dev/null || true
+    "$bin/berthd" --data-root "$work/data" --exec-root "$work/exec" --uninstall-network 2>/dev/null || true
   fi
   grep "$work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"

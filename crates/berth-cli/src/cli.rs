@@ -12,7 +12,8 @@ use crate::container::{
 use crate::image::{HistoryArgs, ImageInspectArgs, ImagePruneArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::inspect::{ContainerInspectArgs, InspectArgs};
 use crate::build::BuildArgs;
-use crate::later::{LoginArgs, LogoutArgs, NetworkCommand, PullArgs, PushArgs};
+use crate::later::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
+use crate::network::NetworkCommand;
 use crate::registry::{ManifestCmd, RegistryCmd, SearchArgs};
 use crate::volume::VolumeCommand;
 use crate::system::{DfArgs, EventsArgs, InfoArgs, SystemPruneArgs, VersionArgs};

@@ -1,9 +1,9 @@
-//! Commands whose daemon side comes with later issues (networks, volumes,
+//! Commands whose daemon side comes with later issues (volumes,
 //! registry, build). They parse as docker's do; the simple ones already
 //! make their API calls (the daemon answers "not implemented" until then),
 //! the rest say so here.
 
-use clap::{Args, Subcommand};
+use clap::Args;
 
 use crate::app::{Ctx, out, outln};
 use crate::client::{ApiError, percent_encode, query};
@@ -26,6 +26,8 @@ pub enum LaterError {
     Many(Vec<LaterError>),
     #[error("berth {0} is not implemented yet")]
     NotYet(&'static str),
+    #[error("{0}")]
+    Usage(String),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,54 +78,6 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-#[derive(Debug, Clone, Subcommand)]
-pub enum NetworkCommand {
-    /// Connect a container to a network
-    Connect {
-        #[arg(value_name = "NETWORK")]
-        network: String,
-        #[arg(value_name = "CONTAINER")]
-        container: String,
-    },
-    /// Create a network
-    Create {
-        /// Driver to manage the Network
-        #[arg(short = 'd', long = "driver", value_name = "string", default_value = "bridge")]
-        driver: String,
-        #[arg(value_name = "NETWORK")]
-        name: String,
-    },
-    /// Disconnect a container from a network
-    Disconnect {
-        /// Force the container to disconnect from a network
-        #[arg(short = 'f', long = "force")]
-        force: bool,
-        #[arg(value_name = "NETWORK")]
-        network: String,
-        #[arg(value_name = "CONTAINER")]
-        container: String,
-    },
-    /// Display detailed information on one or more networks
-    Inspect {
-        /// Format output using a custom template
-        #[arg(short = 'f', long = "format", value_name = "string")]
-        format: Option<String>,
-        #[arg(value_name = "NETWORK", required = true)]
-        names: Vec<String>,
-    },
-    /// List networks
-    #[command(visible_alias = "list")]
-    Ls(ListArgs),
-    /// Remove all unused networks
-    Prune(PruneLaterArgs),
-    /// Remove one or more networks
-    #[command(visible_alias = "remove")]
-    Rm {
-        #[arg(value_name = "NETWORK", required = true)]
-        names: Vec<String>,
-    },
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
     /// Provide filter values
@@ -147,14 +101,14 @@ pub struct PruneLaterArgs {
     pub force: bool,
 }
 
-async fn call(ctx: &Ctx, method: &str, path: &str, body: Option<&[u8]>) -> Result<serde_json::Value, LaterError> {
+pub(crate) async fn call(ctx: &Ctx, method: &str, path: &str, body: Option<&[u8]>) -> Result<serde_json::Value, LaterError> {
     let c = ctx.client()?;
     let mut r = c.raw(method, path, false, body).await?;
     let b = r.read_to_end().await?;
     Ok(serde_json::from_slice(&b).unwrap_or_default())
 }
 
-async fn inspect_each(ctx: &Ctx, kind: &str, names: &[String], format: Option<&str>) -> Result<(), LaterError> {
+pub(crate) async fn inspect_each(ctx: &Ctx, kind: &str, names: &[String], format: Option<&str>) -> Result<(), LaterError> {
     let c = ctx.client()?;
     let mut objs = Vec::new();
     for n in names {
@@ -165,7 +119,7 @@ async fn inspect_each(ctx: &Ctx, kind: &str, names: &[String], format: Option<&s
     Ok(())
 }
 
-fn list_out(items: &[serde_json::Value], a: &ListArgs, default: &str, header: gotmpl::Value, id_key: &str) -> Result<(), LaterError> {
+pub(crate) fn list_out(items: &[serde_json::Value], a: &ListArgs, default: &str, header: gotmpl::Value, id_key: &str) -> Result<(), LaterError> {
     let f = a.format.clone().filter(|f| !f.is_empty()).unwrap_or_else(|| "table".into());
     let f = if a.quiet { format!("{{{{.{id_key}}}}}") } else if f == "table" { default.to_owned() } else { f };
     let rows: Vec<gotmpl::Value> = items.iter().map(template::from_json).collect();
@@ -173,55 +127,7 @@ fn list_out(items: &[serde_json::Value], a: &ListArgs, default: &str, header: go
     Ok(())
 }
 
-pub async fn network(ctx: &Ctx, cmd: &NetworkCommand) -> Result<(), LaterError> {
-    use template::s;
-    match cmd {
-        NetworkCommand::Ls(a) => {
-            let f = Filters::from_pairs(&a.filter);
-            let q = if f.is_empty() { String::new() } else { query(&[("filters", f.to_json())]) };
-            let v = call(ctx, "GET", &format!("/networks{q}"), None).await?;
-            let items: Vec<serde_json::Value> = v
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|mut n| {
-                    let id: String = n.get("Id").and_then(|i| i.as_str()).unwrap_or("").chars().take(12).collect();
-                    n["ID"] = id.into();
-                    n
-                })
-                .collect();
-            let h = template::map([("ID", s("NETWORK ID")), ("Name", s("NAME")), ("Driver", s("DRIVER")), ("Scope", s("SCOPE"))]);
-            list_out(&items, a, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", h, "ID")
-        }
-        NetworkCommand::Create { driver, name } => {
-            let body = serde_json::to_vec(&serde_json::json!({"Name": name, "Driver": driver})).unwrap_or_default();
-            let v = call(ctx, "POST", "/networks/create", Some(&body)).await?;
-            outln(v.get("Id").and_then(|i| i.as_str()).unwrap_or(""));
-            Ok(())
-        }
-        NetworkCommand::Rm { names } => {
-            let mut errs = Vec::new();
-            for n in names {
-                match call(ctx, "DELETE", &format!("/networks/{}", percent_encode(n)), None).await {
-                    Ok(_) => outln(n),
-                    Err(e) => errs.push(e),
-                }
-            }
-            if errs.is_empty() { Ok(()) } else { Err(LaterError::Many(errs)) }
-        }
-        NetworkCommand::Inspect { format, names } => inspect_each(ctx, "networks", names, format.as_deref()).await,
-        NetworkCommand::Connect { network, container } | NetworkCommand::Disconnect { network, container, .. } => {
-            let what = if matches!(cmd, NetworkCommand::Connect { .. }) { "connect" } else { "disconnect" };
-            let body = serde_json::to_vec(&serde_json::json!({"Container": container})).unwrap_or_default();
-            call(ctx, "POST", &format!("/networks/{}/{what}", percent_encode(network)), Some(&body)).await?;
-            Ok(())
-        }
-        NetworkCommand::Prune(a) => prune(ctx, "networks", "NetworksDeleted", "Deleted Networks:", a, "WARNING! This will remove all custom networks not used by at least one container.").await,
-    }
-}
-
-async fn prune(ctx: &Ctx, what: &str, key: &str, title: &str, a: &PruneLaterArgs, warning: &str) -> Result<(), LaterError> {
+pub(crate) async fn prune(ctx: &Ctx, what: &str, key: &str, title: &str, a: &PruneLaterArgs, warning: &str) -> Result<(), LaterError> {
     if !a.force && !crate::container::confirm(warning) {
         return Ok(());
     }

@@ -19,6 +19,7 @@ pub mod format;
 pub mod image;
 pub mod inspect;
 pub mod later;
+pub mod network;
 pub mod opts;
 pub mod registry;
 pub mod system;
@@ -94,7 +95,7 @@ async fn dispatch(ctx: &Ctx, cmd: &Cmd) -> Result<(), Error> {
         },
         Cmd::Network(m) => match &m.command {
             None => app::out(&cli::help_of(&["network"])),
-            Some(sub) => later::network(ctx, sub).await?,
+            Some(sub) => network::network(ctx, sub).await?,
         },
         Cmd::Manifest(m) => match &m.command {
             None => app::out(&cli::help_of(&["manifest"])),

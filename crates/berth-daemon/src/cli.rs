@@ -52,6 +52,8 @@ pub struct Args {
     /// The static init binary for --init (default: berth-init next to berthd)
     #[arg(long = "init-path")]
     init_path: Option<PathBuf>,
+    #[command(flatten)]
+    network: crate::network::NetworkFlags,
     /// Registry to reach over HTTP or unverified HTTPS (host[:port] or CIDR)
     #[arg(long = "insecure-registry")]
     insecure_registry: Vec<String>,
@@ -85,6 +87,10 @@ pub enum StartError {
     Volumes(#[from] berth_volume::VolumeError),
     #[error("invalid --log-opt {0:?}: want key=value")]
     LogOpt(String),
+    #[error(transparent)]
+    NetworkConfig(#[from] crate::network::NetworkConfigError),
+    #[error("networking: {0}")]
+    Network(String),
 }
 
 /// Flags over the config file over defaults.
@@ -135,6 +141,7 @@ pub fn config(args: &Args) -> Result<Config, StartError> {
         cgroup_parent: args.cgroup_parent.clone().or(file.cgroup_parent.clone()).unwrap_or_else(|| "berth".into()),
         shim_binary,
         init_path,
+        network: crate::network::NetworkOptions::resolve(&args.network, &file)?,
         registry: registry_options(args, &file),
     };
     c.validate()?;
@@ -195,6 +202,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     for (what, dir) in [("data root", &config.data_root), ("exec root", &config.exec_root)] {
         std::fs::create_dir_all(dir).map_err(|source| StartError::Io { what, path: dir.clone(), source })?;
     }
+    if config.network.uninstall {
+        return crate::network::uninstall(&config).map_err(StartError::Network);
+    }
+    let network = crate::network::Networking::open(&config).map_err(|e| StartError::Network(e.to_string()))?;
     let images = Arc::new(berth_image::store::ImageStore::open(&config.data_root)?);
     let (containers, _loaded) = crate::containers::store::ContainerStore::open(&config.data_root)?;
     let daemon = Arc::new(Daemon {
@@ -207,10 +218,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         backoffs: Default::default(),
         execs: Default::default(),
         started: std::time::Instant::now(),
+        network,
         registry: crate::registry::client(config.registry.clone()),
         volumes: Arc::new(berth_volume::VolumeStore::open(&config.data_root)?),
     });
     daemon.restore_volumes().await;
+    daemon.reconcile_network().await;
     daemon.clone().restore().await;
     crate::routes::build::reconcile(&daemon);
     let mut listeners = Vec::new();

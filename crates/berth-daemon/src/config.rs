@@ -26,6 +26,8 @@ pub struct Config {
     pub shim_binary: PathBuf,
     /// The static init binary `--init` runs as the container's pid 1.
     pub init_path: PathBuf,
+    /// Networking: the default bridge, address pools, berth's names.
+    pub network: crate::network::NetworkOptions,
     /// `insecure-registries`, `registry-mirrors`, `certs.d`, concurrency.
     pub registry: berth_registry::RegistryOptions,
 }
@@ -59,9 +61,16 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     /// Accepted for compatibility; berth has one storage driver.
     pub storage_driver: Option<String>,
-    /// Read by later features (networking, registries); accepted now.
+    /// Networking (dockerd's keys, and berth's `network-prefix`).
+    pub bridge: Option<String>,
     pub bip: Option<String>,
-    pub default_address_pools: Option<serde_json::Value>,
+    pub fixed_cidr: Option<String>,
+    pub default_address_pools: Option<Vec<berth_network::ipam::AddressPool>>,
+    pub mtu: Option<u32>,
+    pub icc: Option<bool>,
+    pub ip_masq: Option<bool>,
+    pub network_prefix: Option<String>,
+    /// Read by later features (registries); accepted now.
     pub insecure_registries: Option<Vec<String>>,
     pub registry_mirrors: Option<Vec<String>>,
     pub dns: Option<Vec<String>>,
@@ -138,6 +147,7 @@ mod tests {
             cgroup_parent: "berth".into(),
             shim_binary: "/usr/bin/berth-shim".into(),
             init_path: "/usr/bin/berth-init".into(),
+            network: Default::default(),
             registry: Default::default(),
         }
     }

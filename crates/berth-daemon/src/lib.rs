@@ -18,6 +18,7 @@ pub mod config;
 pub mod containers;
 pub mod error;
 pub mod events;
+pub mod network;
 pub mod registry;
 pub mod routes;
 pub mod server;
@@ -44,6 +45,7 @@ pub struct Daemon {
     pub backoffs: std::sync::Mutex<std::collections::HashMap<String, std::time::Duration>>,
     pub execs: crate::containers::exec::Execs,
     pub started: std::time::Instant,
+    pub network: crate::network::Networking,
     /// The registry client (pull, push, login, search).
     pub registry: berth_registry::Client,
     pub volumes: Arc<berth_volume::VolumeStore>,

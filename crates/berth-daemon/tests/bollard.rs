@@ -42,7 +42,6 @@ const FILES: &[(&str, &[(&str, &str)])] = &[
         "container_test",
         &[
             ("integration_test_image_push", "pushes to and pulls from a registry"),
-            ("integration_test_mount_volume_containers", "publishes port 443: port publishing comes with networking"),
         ],
     ),
     ("exec_test", &[]),

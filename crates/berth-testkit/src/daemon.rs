@@ -17,6 +17,25 @@ pub struct TestDaemon {
     pub berthd: PathBuf,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// Which of the process's daemons this is: its network names and
+    /// subnets derive from it.
+    net_index: u8,
+}
+
+/// Daemons of one test process get a letter each for their network names.
+const NET_CHARS: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+
+/// A command's stdout, after asserting it succeeded (its output in the
+/// panic message otherwise).
+pub fn stdout_of_success(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A minimal HTTP response.
@@ -48,7 +67,9 @@ impl TestDaemon {
     pub fn start_with(berthd: &Path, extra: &[&str]) -> TestDaemon {
         crate::require_root();
         let dir = TestDir::new("daemon");
-        let mut d = TestDaemon { dir, berthd: berthd.to_owned(), child: None, extra_args: extra.iter().map(|s| s.to_string()).collect() };
+        static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        let net_index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % NET_CHARS.len() as u8;
+        let mut d = TestDaemon { dir, berthd: berthd.to_owned(), child: None, extra_args: extra.iter().map(|s| s.to_string()).collect(), net_index };
         d.spawn();
         d
     }
@@ -69,6 +90,61 @@ impl TestDaemon {
         self.dir.join("berthd.log")
     }
 
+    /// Prefix of the daemon's nft table and host links (the run's prefix
+    /// and the daemon's letter: the leak check finds them).
+    pub fn net_prefix(&self) -> String {
+        format!("{}{}", crate::leak::net_prefix(crate::run_id()), NET_CHARS[self.net_index as usize] as char)
+    }
+
+    /// The daemon's default bridge device.
+    pub fn bridge(&self) -> String {
+        format!("{}0", self.net_prefix())
+    }
+
+    /// The `j`th /24 (0..8) of the daemon's address space: 0 is the default
+    /// bridge's, 1..8 its `default-address-pool` (tests giving `--subnet`
+    /// pick from those too). 10.210-249.x.0/24, by run and daemon.
+    pub fn subnet24(&self, j: u8) -> String {
+        let run = crate::run_id().bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        format!("10.{}.{}", 210 + run % 40, self.net_index as u32 * 8 + (j as u32 % 8))
+    }
+
+    /// The networking flags that keep this daemon off the host's names and
+    /// subnets.
+    fn net_args(&self) -> Vec<String> {
+        vec![
+            "--network-prefix".into(),
+            self.net_prefix(),
+            "--bridge".into(),
+            self.bridge(),
+            "--bip".into(),
+            format!("{}.1/24", self.subnet24(0)),
+            "--default-address-pool".into(),
+            format!("base={}.0/21,size=24", self.subnet24(0)),
+        ]
+    }
+
+    /// Remove the bridges and nft table the daemon set up (berthd
+    /// --uninstall-network on its roots), once it has stopped.
+    pub fn uninstall_network(&self) {
+        let out = Command::new(&self.berthd)
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .arg("--config-file")
+            .arg(self.dir.join("daemon.json"))
+            .args(self.net_args())
+            .arg("--uninstall-network")
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("berthd --uninstall-network: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("berthd --uninstall-network: {e}"),
+        }
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("daemon log");
         let child = Command::new(&self.berthd)
@@ -82,6 +158,7 @@ impl TestDaemon {
             .arg(crate::cgroup_parent())
             .arg("--config-file")
             .arg(self.dir.join("daemon.json"))
+            .args(self.net_args())
             .args(&self.extra_args)
             .args(std::env::var_os("BERTH_INIT_PATH").map(|p| vec![std::ffi::OsString::from("--init-path"), p]).unwrap_or_default())
             .env("BERTHD_LOG", "debug")
@@ -185,6 +262,7 @@ impl Drop for TestDaemon {
             let _ = self.request("DELETE", &format!("/containers/{id}?force=1"), None);
         }
         self.stop();
+        self.uninstall_network();
         // Whatever is left (shims of a test that panicked): kill processes
         // under the exec root, then unmount and remove the tree.
         // The trailing slash keeps `daemon-…-1` from matching `daemon-…-12`.

@@ -79,6 +79,12 @@ impl Daemon {
                 }
             },
         };
+        let mode = crate::network::Mode::parse(hc.network_mode.as_deref().unwrap_or(""));
+        let endpoints = crate::network::initial_endpoints(&mode, body.networking_config.as_ref().and_then(|n| n.endpoints_config.as_ref()));
+        if let Err(e) = self.check_container_networks(&hc, &endpoints).await {
+            self.containers.release_name(&name, &id);
+            return Err(e);
+        }
         let image_config = image.config.config.clone().unwrap_or_default();
         let config = merge_config(&body, &image_config, &image_ref);
         let (path, args) = match entrypoint_and_cmd(&config) {
@@ -119,6 +125,7 @@ impl Daemon {
             log_path: String::new(),
             platform: "linux".into(),
             run: 0,
+            endpoints,
             mounts: mounts.clone(),
         };
         // The writable layer first: a record always has its snapshot.
@@ -147,6 +154,7 @@ impl Daemon {
         let h = self.container(reference)?;
         let c = h.lock().await.clone();
         let mut v = inspect_json(&c, &self.containers.container_dir(&c.id));
+        v["NetworkSettings"] = self.network_settings(&c);
         if size {
             let (rw, rootfs) = self.container_sizes(&c).await;
             v["SizeRw"] = json!(rw);
@@ -188,6 +196,8 @@ impl Daemon {
         let mut out = Vec::new();
         for c in &list {
             let mut v = summary_json(c);
+            v["Ports"] = self.port_summary(c);
+            v["NetworkSettings"] = serde_json::json!({"Networks": self.network_settings(c)["Networks"]});
             if size {
                 let (rw, rootfs) = self.container_sizes(c).await;
                 v["SizeRw"] = json!(rw);
@@ -230,16 +240,6 @@ impl Daemon {
 
 /// Options berth does not do yet: refused plainly rather than ignored.
 fn check_unsupported(hc: &HostConfig) -> ApiResult<()> {
-    let net = hc.network_mode.as_deref().unwrap_or("");
-    if !matches!(net, "" | "default" | "bridge" | "none" | "host") && !net.starts_with("container:") {
-        return Err(ApiError::not_implemented(format!("network {net:?}: user-defined networks are not implemented yet")));
-    }
-    if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports == Some(true) {
-        return Err(ApiError::not_implemented("publishing ports (-p, -P) is not implemented yet"));
-    }
-    if hc.links.as_ref().is_some_and(|l| !l.is_empty()) {
-        return Err(ApiError::not_implemented("--link is not implemented yet"));
-    }
     if let Some(u) = hc.userns_mode.as_deref().filter(|u| !u.is_empty() && *u != "host") {
         return Err(ApiError::not_implemented(format!("--userns {u:?} is not implemented")));
     }

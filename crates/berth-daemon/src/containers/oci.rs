@@ -51,6 +51,8 @@ pub struct SpecInput {
     pub cgroups_path: String,
     /// Host pids of containers named by `container:<x>` modes.
     pub net_container_pid: Option<i32>,
+    /// The sandbox's namespace file, for networked modes.
+    pub netns: Option<PathBuf>,
     pub pid_container_pid: Option<i32>,
     pub ipc_container_pid: Option<i32>,
     /// cgroup v2 host: docker's default cgroupns mode is private there.
@@ -421,7 +423,7 @@ pub fn build(c: &Container, input: &SpecInput) -> Result<Value, ApiError> {
         m if m.starts_with("container:") => {
             namespaces.push(ns("network", container_ns(input.net_container_pid, "net", "network namespace")?));
         }
-        _ => namespaces.push(ns("network", None)),
+        _ => namespaces.push(ns("network", input.netns.as_ref().map(|p| p.to_string_lossy().into_owned()))),
     }
     match hc.pid_mode.as_deref().unwrap_or("") {
         "host" => {}
@@ -574,6 +576,7 @@ mod tests {
             has_been_started: false,
             manually_stopped: false,
             log_path: String::new(),
+            endpoints: Default::default(),
             platform: "linux".into(),
             run: 0,
             mounts: Vec::new(),
@@ -589,6 +592,7 @@ mod tests {
             resolv_conf: None,
             cgroups_path: "/berth/x".into(),
             net_container_pid: None,
+            netns: None,
             pid_container_pid: None,
             ipc_container_pid: Some(77),
             cgroup_v2: false,

@@ -177,6 +177,7 @@ impl Daemon {
                 resolv_conf: None,
                 cgroups_path: String::new(),
                 net_container_pid: Some(0),
+                netns: None,
                 pid_container_pid: Some(0),
                 ipc_container_pid: Some(0),
                 cgroup_v2: false,

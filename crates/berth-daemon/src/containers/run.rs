@@ -74,6 +74,8 @@ impl Daemon {
             self.mode_pid(c.host_config.pid_mode.as_deref()).await?,
             self.mode_pid(c.host_config.ipc_mode.as_deref()).await?,
         );
+        let net = self.setup_container_network(c).await?;
+        let id = c.id.clone();
         let images = self.images.clone();
         let c = c.clone();
         let init_path = self.config.init_path.clone();
@@ -83,7 +85,7 @@ impl Daemon {
             c.host_config.cgroup_parent.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| self.config.cgroup_parent.clone()).trim_matches('/'),
             c.id
         );
-        tokio::task::spawn_blocking(move || -> ApiResult<PathBuf> {
+        let result = tokio::task::spawn_blocking(move || -> ApiResult<PathBuf> {
             super::fs::mount_rootfs(&images, &c.id, &rootfs)?;
             let result = (|| {
                 let user_mounts = crate::volumes::mounts::prepare_run(&volumes, &c, &rootfs)?;
@@ -93,12 +95,8 @@ impl Daemon {
                     berth_sys::fs::write_replace(p, data.as_bytes()).map_err(|e| ApiError::internal(e.to_string()))
                 };
                 write(&hostname_file, format!("{hostname}\n"))?;
-                write(
-                    &hosts_file,
-                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_owned(),
-                )?;
-                let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-                write(&resolv, host_resolv)?;
+                write(&hosts_file, net.hosts)?;
+                write(&resolv, net.resolv)?;
                 let user = super::user::resolve(
                     &rootfs,
                     c.config.user.as_deref().unwrap_or(""),
@@ -115,6 +113,7 @@ impl Daemon {
                     resolv_conf: Some(resolv),
                     cgroups_path,
                     net_container_pid: net_pid,
+                    netns: net.netns,
                     pid_container_pid: pid_pid,
                     ipc_container_pid: ipc_pid,
                     cgroup_v2: matches!(berth_cgroups::Hierarchy::detect().map(|h| h.mode()), Ok(berth_cgroups::Mode::Unified)),
@@ -144,7 +143,12 @@ impl Daemon {
             }
             result
         })
-        .await?
+        .await;
+        let result = result.map_err(ApiError::from).and_then(|r| r);
+        if result.is_err() {
+            self.teardown_container_network(&id).await;
+        }
+        result
     }
 
     /// The pid of the container a `container:<x>` mode names.
@@ -258,6 +262,7 @@ impl Daemon {
 
     /// Unmount the rootfs, drop the bundle and the shim's state.
     async fn cleanup_run(&self, id: &str) {
+        self.teardown_container_network(id).await;
         let (rootfs, bundle, shim) = (self.rootfs_dir(id), self.bundle_dir(id), self.shim_dir(id));
         let runtime = self.runtime();
         let volumes = self.volumes.clone();

@@ -47,6 +47,10 @@ pub struct Container {
     /// the run it belongs to.
     #[serde(default)]
     pub run: u64,
+    /// The networks the container is attached to, by name, with its
+    /// settings on each (`--ip`, `--network-alias`, `--mac-address`).
+    #[serde(default)]
+    pub endpoints: std::collections::BTreeMap<String, berth_api::models::EndpointSettings>,
     /// Binds, volumes and tmpfs mounts, resolved at create.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<crate::volumes::spec::MountPoint>,
@@ -251,6 +255,7 @@ mod tests {
             has_been_started: false,
             manually_stopped: false,
             log_path: String::new(),
+            endpoints: Default::default(),
             platform: "linux".into(),
             run: 0,
             mounts: Vec::new(),

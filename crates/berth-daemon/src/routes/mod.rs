@@ -4,6 +4,7 @@
 pub mod build;
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod registry;
 pub mod run;
 pub mod system;
@@ -31,6 +32,7 @@ pub fn router(d: Shared) -> Router {
         .merge(images::router())
         .merge(registry::router())
         .merge(run::router())
+        .merge(networks::router())
         .merge(volumes::router())
         .merge(build::router())
         .fallback(|uri: Uri| async move { ApiError::not_found(format!("page not found: {}", uri.path())) })
