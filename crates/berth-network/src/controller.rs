@@ -1305,6 +1305,9 @@ impl Controller {
         if let Err(e) = self.nft.apply(&render_delete(&self.cfg.nft_table), "host") {
             errors.push(e.into());
         }
+        if let Err(e) = netns::release_dir(&self.cfg.exec_root.join("netns")) {
+            errors.push(e.into());
+        }
         if errors.is_empty() { Ok(()) } else { Err(TeardownError { subject: "berth networking".into(), errors }) }
     }
 

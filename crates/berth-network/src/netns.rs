@@ -56,6 +56,15 @@ pub fn prepare_dir(dir: &Path) -> Result<(), NetnsError> {
         .map_err(|e| NetnsError::Dir { path: dir.to_owned(), source: e.into() })
 }
 
+/// Undo [`prepare_dir`]: detach the directory's own mount (once no
+/// namespace file is held in it) so nothing of berth stays mounted.
+pub fn release_dir(dir: &Path) -> Result<(), NetnsError> {
+    if !is_mount_point(dir) {
+        return Ok(());
+    }
+    nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH).map_err(|e| NetnsError::Dir { path: dir.to_owned(), source: e.into() })
+}
+
 fn is_mount_point(dir: &Path) -> bool {
     let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else { return false };
     let d = dir.to_string_lossy();
