@@ -200,6 +200,48 @@ impl Networking {
     }
 }
 
+impl Networking {
+    /// What builds give their RUN steps: an endpoint on the default bridge.
+    pub fn build_network(&self) -> Arc<BuildNetwork> {
+        Arc::new(BuildNetwork { ctl: self.ctl.clone(), host_resolv: self.host_resolv.clone(), daemon_dns: self.daemon_dns.clone() })
+    }
+}
+
+/// RUN steps of builds on the default bridge, as docker's classic builder
+/// runs its step containers: a sandbox and an endpoint for the step's
+/// container, `/etc/hosts` with its address, the default bridge's
+/// resolv.conf; all of it gone when the step ends. The sandbox is keyed by
+/// the step container's id: a daemon killed mid-build tears it down at its
+/// next start (no shim owns it).
+pub struct BuildNetwork {
+    ctl: Arc<Controller>,
+    host_resolv: ResolvConf,
+    daemon_dns: Vec<IpAddr>,
+}
+
+impl berth_build::exec::StepNetwork for BuildNetwork {
+    fn attach(&self, id: &str, hostname: &str) -> Result<berth_build::exec::StepSandbox, String> {
+        let sb = self.ctl.create_sandbox(id, SandboxMode::New).map_err(|e| e.to_string())?;
+        let spec = EndpointSpec { container_name: hostname.to_owned(), ..Default::default() };
+        let ep = self.ctl.connect(id, "bridge", &spec).map_err(|e| e.to_string())?;
+        let hosts = files::hosts_file(&HostsSpec {
+            hostname: hostname.to_owned(),
+            addresses: ep.ipv4.map(|a| a.addr()).into_iter().collect(),
+            ipv6: true,
+            ..Default::default()
+        });
+        let settings = DnsSettings { servers: self.daemon_dns.clone(), ..Default::default() };
+        let resolv_conf = files::resolv_conf(&self.host_resolv, &settings, false, ep.ipv6.is_some());
+        Ok(berth_build::exec::StepSandbox { netns: sb.netns, hosts, resolv_conf })
+    }
+
+    fn detach(&self, id: &str) {
+        if let Err(e) = self.ctl.teardown(id) {
+            tracing::warn!(container = %id, "build step network teardown: {e}");
+        }
+    }
+}
+
 /// `berthd --uninstall-network`: remove what berth set up on the host.
 pub fn uninstall(config: &crate::config::Config) -> Result<(), String> {
     let n = Networking::open(config).map_err(|e| e.to_string())?;
