@@ -326,6 +326,12 @@ fn endpoint_spec(name: &str, ep: &EndpointSettings, links: &[(String, String)]) 
     })
 }
 
+/// Where the embedded DNS forwards the names a container's networks do not
+/// own: its `--dns` servers (none: the daemon's upstreams).
+fn dns_upstreams(c: &Container) -> Vec<SocketAddr> {
+    c.host_config.dns.iter().flatten().filter_map(|s| s.parse::<IpAddr>().ok()).map(|ip| SocketAddr::new(ip, 53)).collect()
+}
+
 /// `--link name:alias` pairs (alias defaults to the name).
 pub fn parse_links(links: &[String]) -> Vec<(String, String)> {
     links
@@ -342,7 +348,7 @@ pub fn parse_links(links: &[String]) -> Vec<(String, String)> {
 
 impl Daemon {
     /// Blocking controller work, off the async threads.
-    async fn net<T: Send + 'static>(&self, f: impl FnOnce(&Controller) -> Result<T, NetworkError> + Send + 'static) -> ApiResult<T> {
+    pub(crate) async fn net<T: Send + 'static>(&self, f: impl FnOnce(&Controller) -> Result<T, NetworkError> + Send + 'static) -> ApiResult<T> {
         let ctl = self.network.ctl.clone();
         tokio::task::spawn_blocking(move || f(&ctl)).await?.map_err(net_err)
     }
@@ -352,12 +358,14 @@ impl Daemon {
     /// the containers still running.
     pub async fn reconcile_network(&self) {
         let mut alive = HashSet::new();
+        let mut own_dns = HashMap::new();
         for h in self.containers.all() {
             let c = h.lock().await;
             if (c.state.status.is_alive() || c.state.status == crate::containers::state::Status::Restarting)
                 && crate::shim::connect(&self.shim_dir(&c.id)).await.is_ok()
             {
                 alive.insert(c.id.clone());
+                own_dns.insert(c.id.clone(), dns_upstreams(&c));
             }
         }
         let ctl = self.network.ctl.clone();
@@ -377,7 +385,7 @@ impl Daemon {
         for id in alive {
             if self.network.ctl.needs_dns(&id)
                 && let Some(sb) = self.network.ctl.sandbox(&id)
-                && let Err(e) = self.network.dns.attach(&id, &sb.netns).await
+                && let Err(e) = self.network.dns.attach_with(&id, &sb.netns, own_dns.remove(&id).unwrap_or_default()).await
             {
                 tracing::warn!(container = %id, "embedded DNS: {e}");
             }
@@ -528,7 +536,7 @@ impl Daemon {
         let sb = self.network.ctl.sandbox(&id).ok_or_else(|| net_err(NetworkError::NoSandbox { container: id.clone() }))?;
         let embedded = self.network.ctl.needs_dns(&id);
         if embedded {
-            self.network.dns.attach(&id, &sb.netns).await.map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+            self.network.dns.attach_with(&id, &sb.netns, dns_upstreams(c)).await.map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
         }
         let hosts = files::hosts_file(&HostsSpec {
             hostname,
@@ -677,7 +685,7 @@ impl Daemon {
                 && !self.network.dns.attached().contains(&c.id)
                 && let Some(sb) = self.network.ctl.sandbox(&c.id)
             {
-                self.network.dns.attach(&c.id, &sb.netns).await.map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+                self.network.dns.attach_with(&c.id, &sb.netns, dns_upstreams(&c)).await.map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
             }
             self.rewrite_hosts(&c);
         }
@@ -716,6 +724,43 @@ impl Daemon {
         c.endpoints.remove(&name);
         self.containers.save(&c)?;
         self.events.publish("network", "disconnect", &view.network.id, &[("container", &c.id), ("name", &name), ("type", view.network.driver.as_str())]);
+        Ok(())
+    }
+
+    /// `docker rm --link /parent/alias`: remove a legacy link of `parent`.
+    /// The link is gone from the parent's record (its next start does not
+    /// make it), and a running parent's /etc/hosts loses the link's line.
+    /// The linked container itself stays.
+    pub async fn remove_link(&self, name: &str) -> ApiResult<()> {
+        let full = format!("/{}", name.trim_start_matches('/'));
+        let (parent, alias) = full.rsplit_once('/').expect("starts with /");
+        if parent.is_empty() {
+            self.container(alias)?;
+            return Err(ApiError::internal("Conflict, cannot remove the default link name of the container"));
+        }
+        let h = self.container(parent.trim_start_matches('/')).map_err(|_| crate::containers::no_such(&full))?;
+        let mut c = h.lock().await;
+        let links = c.host_config.links.clone().unwrap_or_default();
+        let kept: Vec<String> = links.iter().filter(|l| parse_links(std::slice::from_ref(*l)).first().is_none_or(|(_, a)| a != alias)).cloned().collect();
+        if kept.len() == links.len() {
+            return Err(crate::containers::no_such(&full));
+        }
+        let before = c.host_config.links.replace(kept);
+        if let Err(e) = self.containers.save(&c) {
+            c.host_config.links = before;
+            return Err(e.into());
+        }
+        if c.state.status.is_alive() {
+            let (_, hosts, _) = crate::containers::oci::etc_files(&self.containers.container_dir(&c.id));
+            if let Ok(old) = std::fs::read_to_string(&hosts) {
+                let link_line = |l: &str| l.split('\t').nth(1).and_then(|n| n.split(' ').next()) == Some(alias);
+                let text: String = old.lines().filter(|l| !link_line(l)).map(|l| format!("{l}\n")).collect();
+                // In place: the file is bind mounted.
+                if let Err(e) = std::fs::write(&hosts, text) {
+                    tracing::warn!(container = %c.id, "rewrite /etc/hosts: {e}");
+                }
+            }
+        }
         Ok(())
     }
 
