@@ -230,14 +230,19 @@ struct State {
 /// 3. [`Controller::publish`] with the `-p`/`-P` requests (from
 ///    [`crate::ports::requests_from_bindings`]): all ports or none, a taken
 ///    one fails with docker's message.
-/// 4. If [`Controller::needs_dns`]: [`crate::DnsServer::attach`].
+/// 4. If [`Controller::needs_dns`]: [`crate::DnsServer::attach`]
+///    ([`crate::DnsServer::attach_with`] the container's `--dns` servers).
 /// 5. Write `/etc/hosts` ([`crate::files::hosts_file`]) and
 ///    `/etc/resolv.conf` ([`crate::files::resolv_conf`], embedded when
 ///    `needs_dns`) from [`Controller::sandbox`]'s addresses.
 /// 6. Start the container.
 ///
 /// Live changes: [`Controller::connect`] / [`Controller::disconnect`] on a
-/// running container's sandbox.
+/// running container's sandbox; [`Controller::rename`] when it is renamed.
+///
+/// Build steps (docker's classic builder runs RUN on the default bridge) go
+/// through steps 1, 2 and 5 and the teardown, keyed by the step
+/// container's id.
 ///
 /// At container stop (or when its start fails after step 1):
 /// [`crate::DnsServer::detach`], then [`Controller::teardown`], which keeps
