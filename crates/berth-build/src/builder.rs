@@ -871,7 +871,8 @@ impl<'a> Build<'a> {
             uid,
             gid,
             additional_gids,
-            network: network.map(str::to_owned).or_else(|| self.opts.network.clone()),
+            // RUN --network=default: the build's own network mode.
+            network: network.filter(|n| *n != "default").map(str::to_owned).or_else(|| self.opts.network.clone()),
         };
         let mut pending = Vec::new();
         let code = ws.run(&spec, &mut |chunk: &[u8]| {

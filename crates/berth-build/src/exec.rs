@@ -31,6 +31,8 @@ pub enum ExecError {
     Spawn { binary: PathBuf, source: std::io::Error },
     #[error("commit layer: {0}")]
     Commit(String),
+    #[error("network for the RUN container: {0}")]
+    Network(String),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ExecError + 'a {
@@ -43,6 +45,27 @@ pub trait Puller: Send + Sync {
     /// Pull `name` for `platform` (`os/arch[/variant]`); lines of progress
     /// go to `progress`. The error is the message the build reports.
     fn pull(&self, name: &str, platform: Option<&str>, progress: &dyn Fn(String)) -> Result<(), String>;
+}
+
+/// Gives RUN containers their place on the daemon's default bridge, as
+/// docker's classic builder runs them: the daemon's networking, kept
+/// behind this trait so that the builder knows nothing of it.
+pub trait StepNetwork: Send + Sync {
+    /// Make a network namespace for the step container `id` with an
+    /// endpoint on the default bridge. The error is the message the build
+    /// reports.
+    fn attach(&self, id: &str, hostname: &str) -> Result<StepSandbox, String>;
+    /// Remove what [`StepNetwork::attach`] made for `id` (also after a failed attach).
+    fn detach(&self, id: &str);
+}
+
+/// A RUN container's network: the namespace it joins, and its
+/// `/etc/hosts` and `/etc/resolv.conf`.
+#[derive(Debug, Clone)]
+pub struct StepSandbox {
+    pub netns: PathBuf,
+    pub hosts: String,
+    pub resolv_conf: String,
 }
 
 /// Where RUN containers are made.
@@ -58,6 +81,9 @@ pub struct Host {
     /// Where missing images come from; without one, builds use local
     /// images only.
     pub puller: Option<Arc<dyn Puller>>,
+    /// The default bridge for RUN steps; without one, RUN steps of the
+    /// default network mode use the host's network.
+    pub network: Option<Arc<dyn StepNetwork>>,
 }
 
 /// After a crash: unmount and remove what builds left (workspaces, views,
@@ -112,9 +138,35 @@ pub struct RunSpec {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
-    /// `none`, `host` or default (the host's network, as docker's default
-    /// bridge gives outbound access without berth's network driver).
+    /// `none`, `host`, or default (`None`, `default`, `bridge`): the
+    /// default bridge through [`Host::network`].
     pub network: Option<String>,
+}
+
+/// A step's network while its container runs: detached when dropped,
+/// whatever happened.
+struct Attached {
+    net: Arc<dyn StepNetwork>,
+    id: String,
+    sandbox: StepSandbox,
+}
+
+impl Attached {
+    fn new(net: Arc<dyn StepNetwork>, id: &str, hostname: &str) -> Result<Attached, ExecError> {
+        match net.attach(id, hostname) {
+            Ok(sandbox) => Ok(Attached { net, id: id.to_owned(), sandbox }),
+            Err(message) => {
+                net.detach(id);
+                Err(ExecError::Network(message))
+            }
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.net.detach(&self.id);
+    }
 }
 
 /// A mounted, writable snapshot over a parent layer chain.
@@ -163,8 +215,17 @@ impl Workspace {
         if !cwd.exists() {
             std::fs::create_dir_all(&cwd).map_err(io_err("create working directory", &cwd))?;
         }
+        let bridged = !matches!(spec.network.as_deref(), Some("none") | Some("host"));
+        let step_net = match &self.host.network {
+            Some(n) if bridged => Some(Attached::new(n.clone(), &self.id, &self.id[..12])?),
+            _ => None,
+        };
+        let net_files = match &step_net {
+            Some(a) => Some(self.write_net_files(&a.sandbox)?),
+            None => None,
+        };
         let config = self.bundle.join("config.json");
-        let data = serde_json::to_vec(&self.spec(spec)).expect("spec serializes");
+        let data = serde_json::to_vec(&self.spec(spec, step_net.as_ref().map(|a| a.sandbox.netns.as_path()), net_files.as_ref())).expect("spec serializes");
         std::fs::write(&config, data).map_err(io_err("write spec", &config))?;
         let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe().map_err(|e| ExecError::Io {
             what: "pipe",
@@ -200,7 +261,18 @@ impl Workspace {
         Ok(status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)))
     }
 
-    fn spec(&self, s: &RunSpec) -> serde_json::Value {
+    /// The step's /etc/hosts and /etc/resolv.conf, beside its bundle.
+    fn write_net_files(&self, sb: &StepSandbox) -> Result<(PathBuf, PathBuf), ExecError> {
+        let hosts = self.bundle.join("hosts");
+        let resolv = self.bundle.join("resolv.conf");
+        std::fs::write(&hosts, &sb.hosts).map_err(io_err("write", &hosts))?;
+        std::fs::write(&resolv, &sb.resolv_conf).map_err(io_err("write", &resolv))?;
+        Ok((hosts, resolv))
+    }
+
+    /// The OCI spec: `netns` is the namespace of a bridged step, with its
+    /// `(hosts, resolv.conf)` files.
+    fn spec(&self, s: &RunSpec, netns: Option<&Path>, files: Option<&(PathBuf, PathBuf)>) -> serde_json::Value {
         let caps: Vec<String> = berth_runtime::capabilities::DOCKER_DEFAULT.iter().map(|c| c.to_string()).collect();
         let seccomp = berth_seccomp::docker_default(&caps, berth_seccomp::Arch::native());
         let mount = |dest: &str, typ: &str, src: &str, opts: &[&str]| json!({"destination": dest, "type": typ, "source": src, "options": opts});
@@ -213,7 +285,11 @@ impl Workspace {
             mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
         ];
         let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"})];
-        if s.network.as_deref() == Some("none") {
+        if let (Some(path), Some((hosts, resolv))) = (netns, files) {
+            namespaces.push(json!({"type": "network", "path": path}));
+            mounts.push(mount("/etc/resolv.conf", "bind", &resolv.to_string_lossy(), &["rbind", "rprivate"]));
+            mounts.push(mount("/etc/hosts", "bind", &hosts.to_string_lossy(), &["rbind", "rprivate"]));
+        } else if s.network.as_deref() == Some("none") {
             namespaces.push(json!({"type": "network"}));
         } else {
             for f in ["/etc/resolv.conf", "/etc/hosts"] {

@@ -7,7 +7,7 @@
 //! ignore       .dockerignore patterns                                pure
 //! context      the build context on disk, checksums of COPY sources
 //! builder      stages → images: cache, layers, history, output
-//! exec         one RUN step in a container on berth-runtime
+//! exec         one RUN step in a container on berth-runtime (its network from the daemon)
 //! ```
 
 pub mod expand;

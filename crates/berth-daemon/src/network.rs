@@ -200,6 +200,48 @@ impl Networking {
     }
 }
 
+impl Networking {
+    /// What builds give their RUN steps: an endpoint on the default bridge.
+    pub fn build_network(&self) -> Arc<BuildNetwork> {
+        Arc::new(BuildNetwork { ctl: self.ctl.clone(), host_resolv: self.host_resolv.clone(), daemon_dns: self.daemon_dns.clone() })
+    }
+}
+
+/// RUN steps of builds on the default bridge, as docker's classic builder
+/// runs its step containers: a sandbox and an endpoint for the step's
+/// container, `/etc/hosts` with its address, the default bridge's
+/// resolv.conf; all of it gone when the step ends. The sandbox is keyed by
+/// the step container's id: a daemon killed mid-build tears it down at its
+/// next start (no shim owns it).
+pub struct BuildNetwork {
+    ctl: Arc<Controller>,
+    host_resolv: ResolvConf,
+    daemon_dns: Vec<IpAddr>,
+}
+
+impl berth_build::exec::StepNetwork for BuildNetwork {
+    fn attach(&self, id: &str, hostname: &str) -> Result<berth_build::exec::StepSandbox, String> {
+        let sb = self.ctl.create_sandbox(id, SandboxMode::New).map_err(|e| e.to_string())?;
+        let spec = EndpointSpec { container_name: hostname.to_owned(), ..Default::default() };
+        let ep = self.ctl.connect(id, "bridge", &spec).map_err(|e| e.to_string())?;
+        let hosts = files::hosts_file(&HostsSpec {
+            hostname: hostname.to_owned(),
+            addresses: ep.ipv4.map(|a| a.addr()).into_iter().collect(),
+            ipv6: true,
+            ..Default::default()
+        });
+        let settings = DnsSettings { servers: self.daemon_dns.clone(), ..Default::default() };
+        let resolv_conf = files::resolv_conf(&self.host_resolv, &settings, false, ep.ipv6.is_some());
+        Ok(berth_build::exec::StepSandbox { netns: sb.netns, hosts, resolv_conf })
+    }
+
+    fn detach(&self, id: &str) {
+        if let Err(e) = self.ctl.teardown(id) {
+            tracing::warn!(container = %id, "build step network teardown: {e}");
+        }
+    }
+}
+
 /// `berthd --uninstall-network`: remove what berth set up on the host.
 pub fn uninstall(config: &crate::config::Config) -> Result<(), String> {
     let n = Networking::open(config).map_err(|e| e.to_string())?;
@@ -284,6 +326,12 @@ fn endpoint_spec(name: &str, ep: &EndpointSettings, links: &[(String, String)]) 
     })
 }
 
+/// Where the embedded DNS forwards the names a container's networks do not
+/// own: its `--dns` servers (none: the daemon's upstreams).
+fn dns_upstreams(c: &Container) -> Vec<SocketAddr> {
+    c.host_config.dns.iter().flatten().filter_map(|s| s.parse::<IpAddr>().ok()).map(|ip| SocketAddr::new(ip, 53)).collect()
+}
+
 /// `--link name:alias` pairs (alias defaults to the name).
 pub fn parse_links(links: &[String]) -> Vec<(String, String)> {
     links
@@ -300,7 +348,7 @@ pub fn parse_links(links: &[String]) -> Vec<(String, String)> {
 
 impl Daemon {
     /// Blocking controller work, off the async threads.
-    async fn net<T: Send + 'static>(&self, f: impl FnOnce(&Controller) -> Result<T, NetworkError> + Send + 'static) -> ApiResult<T> {
+    pub(crate) async fn net<T: Send + 'static>(&self, f: impl FnOnce(&Controller) -> Result<T, NetworkError> + Send + 'static) -> ApiResult<T> {
         let ctl = self.network.ctl.clone();
         tokio::task::spawn_blocking(move || f(&ctl)).await?.map_err(net_err)
     }
@@ -310,12 +358,14 @@ impl Daemon {
     /// the containers still running.
     pub async fn reconcile_network(&self) {
         let mut alive = HashSet::new();
+        let mut own_dns = HashMap::new();
         for h in self.containers.all() {
             let c = h.lock().await;
             if (c.state.status.is_alive() || c.state.status == crate::containers::state::Status::Restarting)
                 && crate::shim::connect(&self.shim_dir(&c.id)).await.is_ok()
             {
                 alive.insert(c.id.clone());
+                own_dns.insert(c.id.clone(), dns_upstreams(&c));
             }
         }
         let ctl = self.network.ctl.clone();
@@ -335,7 +385,7 @@ impl Daemon {
         for id in alive {
             if self.network.ctl.needs_dns(&id)
                 && let Some(sb) = self.network.ctl.sandbox(&id)
-                && let Err(e) = self.network.dns.attach(&id, &sb.netns).await
+                && let Err(e) = self.network.dns.attach_with(&id, &sb.netns, own_dns.remove(&id).unwrap_or_default()).await
             {
                 tracing::warn!(container = %id, "embedded DNS: {e}");
             }
@@ -486,7 +536,7 @@ impl Daemon {
         let sb = self.network.ctl.sandbox(&id).ok_or_else(|| net_err(NetworkError::NoSandbox { container: id.clone() }))?;
         let embedded = self.network.ctl.needs_dns(&id);
         if embedded {
-            self.network.dns.attach(&id, &sb.netns).await.map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+            self.network.dns.attach_with(&id, &sb.netns, dns_upstreams(c)).await.map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
         }
         let hosts = files::hosts_file(&HostsSpec {
             hostname,
@@ -635,7 +685,7 @@ impl Daemon {
                 && !self.network.dns.attached().contains(&c.id)
                 && let Some(sb) = self.network.ctl.sandbox(&c.id)
             {
-                self.network.dns.attach(&c.id, &sb.netns).await.map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+                self.network.dns.attach_with(&c.id, &sb.netns, dns_upstreams(&c)).await.map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
             }
             self.rewrite_hosts(&c);
         }
@@ -674,6 +724,43 @@ impl Daemon {
         c.endpoints.remove(&name);
         self.containers.save(&c)?;
         self.events.publish("network", "disconnect", &view.network.id, &[("container", &c.id), ("name", &name), ("type", view.network.driver.as_str())]);
+        Ok(())
+    }
+
+    /// `docker rm --link /parent/alias`: remove a legacy link of `parent`.
+    /// The link is gone from the parent's record (its next start does not
+    /// make it), and a running parent's /etc/hosts loses the link's line.
+    /// The linked container itself stays.
+    pub async fn remove_link(&self, name: &str) -> ApiResult<()> {
+        let full = format!("/{}", name.trim_start_matches('/'));
+        let (parent, alias) = full.rsplit_once('/').expect("starts with /");
+        if parent.is_empty() {
+            self.container(alias)?;
+            return Err(ApiError::internal("Conflict, cannot remove the default link name of the container"));
+        }
+        let h = self.container(parent.trim_start_matches('/')).map_err(|_| crate::containers::no_such(&full))?;
+        let mut c = h.lock().await;
+        let links = c.host_config.links.clone().unwrap_or_default();
+        let kept: Vec<String> = links.iter().filter(|l| parse_links(std::slice::from_ref(*l)).first().is_none_or(|(_, a)| a != alias)).cloned().collect();
+        if kept.len() == links.len() {
+            return Err(crate::containers::no_such(&full));
+        }
+        let before = c.host_config.links.replace(kept);
+        if let Err(e) = self.containers.save(&c) {
+            c.host_config.links = before;
+            return Err(e.into());
+        }
+        if c.state.status.is_alive() {
+            let (_, hosts, _) = crate::containers::oci::etc_files(&self.containers.container_dir(&c.id));
+            if let Ok(old) = std::fs::read_to_string(&hosts) {
+                let link_line = |l: &str| l.split('\t').nth(1).and_then(|n| n.split(' ').next()) == Some(alias);
+                let text: String = old.lines().filter(|l| !link_line(l)).map(|l| format!("{l}\n")).collect();
+                // In place: the file is bind mounted.
+                if let Err(e) = std::fs::write(&hosts, text) {
+                    tracing::warn!(container = %c.id, "rewrite /etc/hosts: {e}");
+                }
+            }
+        }
         Ok(())
     }
 

@@ -443,5 +443,95 @@ fn a_daemon_killed_mid_build_leaves_nothing_after_restart() {
     assert!(snaps.iter().all(|s| !s.to_string_lossy().starts_with("build-")), "{snaps:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(d.exec_root().join("build").to_str().unwrap()), "no build mount is left");
+    // The step's sandbox on the default bridge is torn down too.
+    wait_for_no_network_leftovers(&d);
     assert_eq!(d.request("GET", "/images/crash:1/json", None).unwrap().status, 404);
+}
+
+/// Host veth ends of the daemon's endpoints, and its namespace files.
+fn network_leftovers(d: &TestDaemon) -> (Vec<String>, Vec<std::path::PathBuf>) {
+    let p = format!("{}v", d.net_prefix());
+    let links = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&p))
+        .collect();
+    let netns = std::fs::read_dir(d.exec_root().join("netns")).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    (links, netns)
+}
+
+fn wait_for_no_network_leftovers(d: &TestDaemon) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = network_leftovers(d);
+        if left.0.is_empty() && left.1.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the RUN containers' networks are left: {left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_steps_on_the_default_bridge_host_or_none() {
+    let d = daemon();
+    // A TCP server on the default bridge's gateway address (the host side).
+    let gw = format!("{}.1", d.subnet24(0));
+    let listener = std::net::TcpListener::bind(format!("{gw}:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let _ = std::io::Write::write_all(&mut &s, b"gateway-says-hi\n");
+        }
+    });
+    let ctx = context(
+        "build-net",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nRUN ip -o -4 addr show eth0 && echo links=$(ip -o link | wc -l) && cat /etc/hosts /etc/resolv.conf && nc -w3 {gw} {port} </dev/null\n"
+            ),
+        )],
+    );
+    let dir = ctx.path().to_str().unwrap();
+    let out = ok(&docker(&d, &["build", "--no-cache", dir]));
+    let addr = out
+        .lines()
+        .find(|l| l.contains(" eth0 ") && l.contains(" inet "))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_else(|| panic!("no address on eth0:\n{out}"));
+    assert!(addr.starts_with(&format!("{}.", d.subnet24(0))) && addr.ends_with("/24"), "{addr} is not on the bridge's subnet\n{out}");
+    assert!(out.contains("links=2"), "lo and eth0:\n{out}");
+    assert!(out.contains("gateway-says-hi"), "the step did not reach {gw}:{port}:\n{out}");
+    // /etc/hosts as docker writes it: localhost, then the step container's
+    // address and hostname (its short id, "Running in ...").
+    let short = out.lines().find_map(|l| l.strip_prefix(" ---> Running in ")).unwrap_or_else(|| panic!("{out}")).trim();
+    let ip = addr.split('/').next().unwrap();
+    assert!(out.contains("127.0.0.1\tlocalhost"), "{out}");
+    assert!(out.lines().any(|l| l == format!("{ip}\t{short}")), "no line for {ip} {short}:\n{out}");
+    assert!(out.contains("nameserver "), "{out}");
+    // The step's endpoint went with it.
+    wait_for_no_network_leftovers(&d);
+    let bridge = d.request("GET", "/networks/bridge", None).unwrap().json();
+    assert!(bridge["Containers"].as_object().is_none_or(|c| c.is_empty()), "{bridge}");
+
+    // --network none: only lo; --network host: the host's links (the
+    // daemon's bridge among them).
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo links=$(ip -o link | wc -l)\n").unwrap();
+    let out = ok(&docker(&d, &["build", "--no-cache", "--network", "none", dir]));
+    assert!(out.contains("links=1"), "only lo:\n{out}");
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM busybox\nRUN ip -o link show {}\n", d.bridge())).unwrap();
+    let out = ok(&docker(&d, &["build", "--no-cache", "--network", "host", dir]));
+    assert!(out.contains(&format!(": {}:", d.bridge())), "the host's links:\n{out}");
+    // RUN --network=none in a build on the bridge.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN --network=none echo links=$(ip -o link | wc -l)\n").unwrap();
+    let out = ok(&docker(&d, &["build", "--no-cache", dir]));
+    assert!(out.contains("links=1"), "only lo:\n{out}");
+
+    // A failing step leaves no network behind either.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN ip -o -4 addr show eth0 && exit 3\n").unwrap();
+    let o = docker(&d, &["build", "--no-cache", dir]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_for_no_network_leftovers(&d);
 }

@@ -322,3 +322,164 @@ fn host_links(d: &TestDaemon) -> Vec<String> {
         .filter(|n| n.starts_with(&p))
         .collect()
 }
+
+/// A tiny DNS server on a loopback address of the test's own: answers A
+/// queries for the names it has, NXDOMAIN for every other name, and
+/// counts the queries it got. Stops when dropped.
+struct DnsResponder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    queries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl DnsResponder {
+    fn start(addr: &str, records: &[(&str, [u8; 4])]) -> DnsResponder {
+        use std::sync::atomic::Ordering;
+        let sock = std::net::UdpSocket::bind(format!("{addr}:53")).unwrap_or_else(|e| panic!("bind {addr}:53: {e}"));
+        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let records: Vec<(String, [u8; 4])> = records.iter().map(|(n, ip)| (n.to_ascii_lowercase(), *ip)).collect();
+        let r = DnsResponder { stop: Default::default(), queries: Default::default() };
+        let (stop, queries) = (r.stop.clone(), r.queries.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let q = &buf[..n];
+                // The question: labels from byte 12, then type and class.
+                let mut i = 12;
+                let mut labels = Vec::new();
+                while i < q.len() && q[i] != 0 {
+                    let l = q[i] as usize;
+                    labels.push(String::from_utf8_lossy(q.get(i + 1..i + 1 + l).unwrap_or_default()).to_ascii_lowercase());
+                    i += 1 + l;
+                }
+                if i + 5 > q.len() {
+                    continue;
+                }
+                queries.fetch_add(1, Ordering::Relaxed);
+                let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+                let question = &q[12..i + 5];
+                let found = records.iter().find(|(name, _)| *name == labels.join("."));
+                let answer = found.filter(|_| qtype == 1);
+                let rcode = if found.is_some() { 0 } else { 3 };
+                let mut out = vec![q[0], q[1], 0x81, 0x80 | rcode, 0, 1, 0, answer.is_some() as u8, 0, 0, 0, 0];
+                out.extend_from_slice(question);
+                if let Some((_, ip)) = answer {
+                    out.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                    out.extend_from_slice(ip);
+                }
+                let _ = sock.send_to(&out, from);
+            }
+        });
+        r
+    }
+
+    fn queries(&self) -> usize {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for DnsResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A loopback address of this run's own, 127.x.y.`last` (x and y from the
+/// run id), for a test DNS server: each test passes its own `test` number.
+fn loopback(test: u8, last: u8) -> String {
+    let h = berth_testkit::run_id().bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    format!("127.{}.{}.{last}", 1 + h % 250, (h >> 8) as u8 ^ test)
+}
+
+#[test]
+fn embedded_dns_forwards_to_the_containers_dns_else_the_daemons() {
+    // The daemon's upstream and a container's --dns: two test servers
+    // giving different answers for the same name.
+    let (daemon_dns, own_dns) = (loopback(1, 54), loopback(1, 53));
+    let d = TestDaemon::start_with(std::path::Path::new(BERTHD), &["--dns", &daemon_dns]);
+    d.import_busybox("busybox:latest");
+    let upstream = DnsResponder::start(&daemon_dns, &[("which.test", [192, 0, 2, 54])]);
+    let own = DnsResponder::start(&own_dns, &[("which.test", [192, 0, 2, 53]), ("only-own.test", [192, 0, 2, 99])]);
+    let web = net(&d, "web");
+    ok(docker(&d, &["network", "create", &web]));
+    let a = format!("{}-a", d.net_prefix());
+    ok(docker(&d, &["run", "-d", "--name", &a, "--network", &web, "busybox", "sleep", "60"]));
+    // With --dns: the container's server answers the names the network
+    // does not own; container names are still answered by the embedded DNS.
+    let script = format!("cat /etc/resolv.conf; nslookup which.test; nslookup only-own.test; nslookup {a}");
+    let out = ok(docker(&d, &["run", "--rm", "--network", &web, "--dns", &own_dns, "busybox", "sh", "-c", &script]));
+    assert!(out.contains("nameserver 127.0.0.11") && !out.contains(&format!("nameserver {own_dns}")), "{out}");
+    assert!(out.contains("Address: 192.0.2.53") && out.contains("Address: 192.0.2.99"), "{out}");
+    assert!(!out.contains("192.0.2.54"), "the daemon's upstream answered:\n{out}");
+    let a_ip = inspect(&d, "container", &a)["NetworkSettings"]["Networks"][&web]["IPAddress"].as_str().unwrap().to_owned();
+    assert!(out.contains(&format!("Address: {a_ip}")), "{out}");
+    // Without: the daemon's upstream.
+    let before = own.queries();
+    let out = ok(docker(&d, &["run", "--rm", "--network", &web, "busybox", "nslookup", "which.test"]));
+    assert!(out.contains("Address: 192.0.2.54") && !out.contains("192.0.2.53"), "{out}");
+    assert_eq!(own.queries(), before, "the other container's --dns server was asked");
+    assert!(upstream.queries() > 0);
+    ok(docker(&d, &["rm", "-f", &a]));
+    ok(docker(&d, &["network", "rm", &web]));
+}
+
+#[test]
+fn rename_changes_the_name_the_embedded_dns_answers() {
+    // Names the embedded DNS does not own go to a test server (NXDOMAIN).
+    let dns = loopback(2, 53);
+    let _upstream = DnsResponder::start(&dns, &[]);
+    let d = TestDaemon::start_with(std::path::Path::new(BERTHD), &["--dns", &dns]);
+    d.import_busybox("busybox:latest");
+    let web = net(&d, "ren");
+    ok(docker(&d, &["network", "create", &web]));
+    let (old, new) = (format!("{}-old", d.net_prefix()), format!("{}-new", d.net_prefix()));
+    ok(docker(&d, &["run", "-d", "--name", &old, "--network", &web, "busybox", "nc", "-ll", "-p", "7", "-e", "cat"]));
+    let client = format!("{}-client", d.net_prefix());
+    ok(docker(&d, &["run", "-d", "--name", &client, "--network", &web, "busybox", "sleep", "60"]));
+    let lookup = |name: &str| docker(&d, &["exec", &client, "nslookup", name]);
+    assert!(lookup(&old).status.success());
+    ok(docker(&d, &["rename", &old, &new]));
+    let gone = lookup(&old);
+    assert!(!gone.status.success(), "{old} still resolves: {}", String::from_utf8_lossy(&gone.stdout));
+    assert!(String::from_utf8_lossy(&gone.stdout).contains("NXDOMAIN"), "{}", String::from_utf8_lossy(&gone.stdout));
+    let ip = inspect(&d, "container", &new)["NetworkSettings"]["Networks"][&web]["IPAddress"].as_str().unwrap().to_owned();
+    assert!(ok(lookup(&new)).contains(&format!("Address: {ip}")));
+    let out = ok(docker(&d, &["exec", &client, "sh", "-c", &format!("echo by-new-name | nc {new} 7")]));
+    assert!(out.contains("by-new-name"), "{out}");
+    let n = inspect(&d, "network", &web);
+    assert!(n["Containers"].as_object().unwrap().values().any(|c| c["Name"] == new.as_str()), "{n}");
+    // Stopped and started again under the new name, it keeps answering to it.
+    ok(docker(&d, &["restart", "-t", "0", &new]));
+    assert!(ok(lookup(&new)).contains("Name:"));
+    assert!(!lookup(&old).status.success());
+    ok(docker(&d, &["rm", "-f", &new, &client]));
+    ok(docker(&d, &["network", "rm", &web]));
+}
+
+#[test]
+fn rm_link_removes_a_legacy_link() {
+    let d = daemon();
+    let (db, app) = (format!("{}-db", d.net_prefix()), format!("{}-app", d.net_prefix()));
+    ok(docker(&d, &["run", "-d", "--name", &db, "busybox", "sleep", "60"]));
+    ok(docker(&d, &["run", "-d", "--name", &app, "--link", &format!("{db}:data"), "busybox", "sleep", "60"]));
+    let hosts = ok(docker(&d, &["exec", &app, "cat", "/etc/hosts"]));
+    assert!(hosts.lines().any(|l| l.contains("\tdata ")), "{hosts}");
+    // A container's own name is no link; an unknown link is no container.
+    let err = fails(docker(&d, &["rm", "--link", &db]));
+    assert!(err.contains("Conflict, cannot remove the default link name of the container"), "{err}");
+    let err = fails(docker(&d, &["rm", "--link", &format!("/{app}/nope")]));
+    assert!(err.contains("No such container"), "{err}");
+    let out = ok(docker(&d, &["rm", "--link", &format!("/{app}/data")]));
+    assert!(out.contains("data"), "{out}");
+    // The link's line is gone from the running container, the linked
+    // container is still there, and the link is gone from the record: with
+    // its target stopped, the container starts again.
+    let hosts = ok(docker(&d, &["exec", &app, "cat", "/etc/hosts"]));
+    assert!(!hosts.contains("data"), "{hosts}");
+    assert_eq!(inspect(&d, "container", &db)["State"]["Running"], true);
+    let links = &inspect(&d, "container", &app)["HostConfig"]["Links"];
+    assert!(links.as_array().is_none_or(|l| l.is_empty()), "{links}");
+    ok(docker(&d, &["stop", "-t", "0", &db]));
+    ok(docker(&d, &["restart", "-t", "0", &app]));
+    ok(docker(&d, &["rm", "-f", &app, &db]));
+}

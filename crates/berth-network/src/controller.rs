@@ -230,14 +230,19 @@ struct State {
 /// 3. [`Controller::publish`] with the `-p`/`-P` requests (from
 ///    [`crate::ports::requests_from_bindings`]): all ports or none, a taken
 ///    one fails with docker's message.
-/// 4. If [`Controller::needs_dns`]: [`crate::DnsServer::attach`].
+/// 4. If [`Controller::needs_dns`]: [`crate::DnsServer::attach`]
+///    ([`crate::DnsServer::attach_with`] the container's `--dns` servers).
 /// 5. Write `/etc/hosts` ([`crate::files::hosts_file`]) and
 ///    `/etc/resolv.conf` ([`crate::files::resolv_conf`], embedded when
 ///    `needs_dns`) from [`Controller::sandbox`]'s addresses.
 /// 6. Start the container.
 ///
 /// Live changes: [`Controller::connect`] / [`Controller::disconnect`] on a
-/// running container's sandbox.
+/// running container's sandbox; [`Controller::rename`] when it is renamed.
+///
+/// Build steps (docker's classic builder runs RUN on the default bridge) go
+/// through steps 1, 2 and 5 and the teardown, keyed by the step
+/// container's id.
 ///
 /// At container stop (or when its start fails after step 1):
 /// [`crate::DnsServer::detach`], then [`Controller::teardown`], which keeps
@@ -859,14 +864,7 @@ impl Controller {
         used.insert("lo");
         let ifname = (0..).map(|i| format!("eth{i}")).find(|n| !used.contains(n.as_str())).expect("a free ethN");
         let mac = mac.unwrap_or_else(|| mac_for(v4.map(|(a, _)| a.addr())));
-        let short = &container[..container.len().min(12)];
-        let mut dns_names: Vec<String> = Vec::new();
-        for n in std::iter::once(spec.container_name.as_str()).chain(std::iter::once(short)).chain(spec.aliases.iter().map(String::as_str)) {
-            let n = n.trim_start_matches('/').to_ascii_lowercase();
-            if !n.is_empty() && !dns_names.contains(&n) {
-                dns_names.push(n);
-            }
-        }
+        let dns_names = dns_names(container, &spec.container_name, &spec.aliases);
         let ep = Endpoint {
             network_id: net.id.clone(),
             container_name: spec.container_name.trim_start_matches('/').to_owned(),
@@ -899,6 +897,24 @@ impl Controller {
         state.sandboxes.insert(container.to_owned(), new_sb);
         self.rebuild_dns(&state);
         Ok(ep)
+    }
+
+    /// `docker rename`: the container's endpoints take `new_name`; the
+    /// embedded DNS answers to it, no longer to the old one. Nothing to do
+    /// for a container without a sandbox (its next start uses the new name).
+    pub fn rename(&self, container: &str, new_name: &str) -> Result<(), NetworkError> {
+        let mut state = self.lock();
+        let Some(sb) = state.sandboxes.get(container) else { return Ok(()) };
+        let mut new_sb = sb.clone();
+        let name = new_name.trim_start_matches('/');
+        for ep in &mut new_sb.endpoints {
+            ep.container_name = name.to_owned();
+            ep.dns_names = dns_names(container, name, &ep.aliases);
+        }
+        self.sandboxes_dir.write(container, &new_sb)?;
+        state.sandboxes.insert(container.to_owned(), new_sb);
+        self.rebuild_dns(&state);
+        Ok(())
     }
 
     fn setup_endpoint(&self, net: &Network, sb: &Sandbox, ep: &Endpoint, mac: [u8; 6]) -> Result<(), NetworkError> {
@@ -1347,6 +1363,20 @@ impl Controller {
         }
         *self.dns.write().unwrap_or_else(|p| p.into_inner()) = t;
     }
+}
+
+/// The names the embedded DNS answers for an endpoint: the container's
+/// name, its short id, its aliases (lower case, each once).
+fn dns_names(container: &str, name: &str, aliases: &[String]) -> Vec<String> {
+    let short = &container[..container.len().min(12)];
+    let mut out: Vec<String> = Vec::new();
+    for n in std::iter::once(name).chain(std::iter::once(short)).chain(aliases.iter().map(String::as_str)) {
+        let n = n.trim_start_matches('/').to_ascii_lowercase();
+        if !n.is_empty() && !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
 }
 
 fn release_endpoint(state: &mut State, ep: &Endpoint) {

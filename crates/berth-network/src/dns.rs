@@ -12,9 +12,10 @@
 //!   127.0.0.11:53 there; the socket a query arrives on says who asks, so the
 //!   answer needs no lookup of source addresses and works for containers on
 //!   several networks at once. Names it does not know are forwarded to the
-//!   upstream resolvers, from the daemon's namespace (the host's loopback
-//!   resolvers work too), except for containers only on `--internal`
-//!   networks, which get REFUSED.
+//!   container's own `--dns` servers when it has some, else to the daemon's
+//!   upstream resolvers, from the daemon's namespace (loopback resolvers
+//!   work too), except for containers only on `--internal` networks, which
+//!   get REFUSED.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -190,6 +191,8 @@ pub type Upstreams = Arc<RwLock<Vec<SocketAddr>>>;
 struct Handler {
     table: Arc<RwLock<DnsTable>>,
     upstreams: Upstreams,
+    /// The container's `--dns` servers: used instead of `upstreams` when any.
+    own_upstreams: Vec<SocketAddr>,
     container: String,
 }
 
@@ -200,11 +203,15 @@ fn fallback_info(request: &Request, code: ResponseCode) -> ResponseInfo {
 }
 
 impl Handler {
-    /// Ask the upstream resolvers, in order, over the transport the query
-    /// came on (a client retrying over TCP after a truncated answer gets the
-    /// whole answer).
+    /// Ask the upstream resolvers (the container's own, else the
+    /// daemon's), in order, over the transport the query came on (a client
+    /// retrying over TCP after a truncated answer gets the whole answer).
     async fn forward(&self, request: &Request) -> Option<Message> {
-        let upstreams = self.upstreams.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let upstreams = if self.own_upstreams.is_empty() {
+            self.upstreams.read().unwrap_or_else(|p| p.into_inner()).clone()
+        } else {
+            self.own_upstreams.clone()
+        };
         let tcp = request.protocol() == hickory_server::net::xfer::Protocol::Tcp;
         for up in upstreams {
             let answer = if tcp { forward_tcp(request.as_slice(), up).await } else { forward_udp(request.as_slice(), up).await };
@@ -368,6 +375,12 @@ impl DnsServer {
     /// send its queries for 127.0.0.11:53 there. Must be called within a
     /// tokio runtime; the sockets are served by tasks of that runtime.
     pub async fn attach(&self, container: &str, netns: &Path) -> Result<(), DnsError> {
+        self.attach_with(container, netns, Vec::new()).await
+    }
+
+    /// [`DnsServer::attach`], forwarding the names the container's networks
+    /// do not own to `own_upstreams` (its `--dns` servers) when not empty.
+    pub async fn attach_with(&self, container: &str, netns: &Path, own_upstreams: Vec<SocketAddr>) -> Result<(), DnsError> {
         let c = container.to_owned();
         let ns = Netns::open(netns).map_err(|source| DnsError::Netns { container: c.clone(), source })?;
         let nft = self.nft.clone();
@@ -398,7 +411,7 @@ impl DnsServer {
         tcp.set_nonblocking(true).map_err(bind)?;
         let udp = tokio::net::UdpSocket::from_std(udp).map_err(bind)?;
         let tcp = tokio::net::TcpListener::from_std(tcp).map_err(bind)?;
-        let mut server = Server::new(Handler { table: self.table.clone(), upstreams: self.upstreams.clone(), container: c.clone() });
+        let mut server = Server::new(Handler { table: self.table.clone(), upstreams: self.upstreams.clone(), own_upstreams, container: c.clone() });
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
         self.servers.lock().unwrap().insert(c, server);

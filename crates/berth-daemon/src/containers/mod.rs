@@ -226,9 +226,18 @@ impl Daemon {
                 "Conflict. The container name \"/{new_name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
             ))
         })?;
+        // The embedded DNS of its networks answers to the new name (a
+        // running container's endpoints; a stopped one has none).
+        let (id, n2) = (c.id.clone(), new_name.clone());
+        if let Err(e) = self.net(move |ctl| ctl.rename(&id, &n2)).await {
+            self.containers.release_name(&new_name, &c.id);
+            return Err(e);
+        }
         let old = std::mem::replace(&mut c.name, new_name.clone());
         if let Err(e) = self.containers.save(&c) {
-            c.name = old;
+            c.name = old.clone();
+            let id = c.id.clone();
+            let _ = self.net(move |ctl| ctl.rename(&id, &old)).await;
             self.containers.release_name(&new_name, &c.id);
             return Err(e.into());
         }

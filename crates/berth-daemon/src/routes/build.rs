@@ -92,6 +92,7 @@ pub fn host(d: &crate::Daemon) -> Host {
         runtime_binary: runtime_binary(&d.config.shim_binary),
         cgroup_parent: d.config.cgroup_parent.clone(),
         puller: None,
+        network: Some(d.network.build_network()),
     }
 }
 

@@ -27,6 +27,7 @@ pub fn router() -> Router<Shared> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{parent}/{alias}", delete(remove_link))
         .route("/containers/prune", post(prune))
         .route("/containers/{id}/attach", post(attach))
         .route("/containers/{id}/resize", post(resize))
@@ -103,9 +104,20 @@ async fn wait(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) -> A
 
 async fn remove(State(d): State<Shared>, Path(id): Path<String>, Query(q): Q) -> ApiResult<Response> {
     if query_bool(q.get("link")) {
-        return Err(ApiError::not_implemented("--link is not implemented yet"));
+        d.remove_link(&id).await?;
+        return Ok(no_content());
     }
     d.remove_container_with_volumes(&id, query_bool(q.get("force")), query_bool(q.get("v"))).await?;
+    Ok(no_content())
+}
+
+/// `DELETE /containers/parent/alias?link=1`: a link's name has a slash.
+async fn remove_link(State(d): State<Shared>, Path((parent, alias)): Path<(String, String)>, Query(q): Q) -> ApiResult<Response> {
+    let name = format!("/{parent}/{alias}");
+    if !query_bool(q.get("link")) {
+        return Err(crate::containers::no_such(&name));
+    }
+    d.remove_link(&name).await?;
     Ok(no_content())
 }
 
