@@ -167,18 +167,12 @@ impl Snapshotter {
                 return Err(LayerError::NotFound { chain_id: p.clone() }.into());
             }
         let staging = self.root.join(format!("{TMP}{key}"));
+        let project_id = match &quota {
+            Some(q) => Some(self.free_project_id(q)?),
+            None => None,
+        };
         let result = (|| {
             remove_tree(&staging).map_err(io_err(&staging))?;
-            let mut project_id = None;
-            if let (Some(q), Some(bytes)) = (&quota, size) {
-                fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-                let id = self.free_project_id(q)?;
-                let qerr = |source| SnapshotError::Quota { id, path: staging.clone(), source };
-                quota::set_project_id(&staging, id).map_err(qerr)?;
-                q.set_limit(id, bytes).map_err(qerr)?;
-                project_id = Some(id);
-            }
-            // fs and work inherit the project of their directory.
             for d in ["fs", "work"] {
                 let p = staging.join(d);
                 fs::create_dir_all(&p).map_err(io_err(&p))?;
@@ -199,6 +193,24 @@ impl Snapshotter {
         if let Err(e) = result {
             let _ = remove_tree(&staging);
             return Err(e);
+        }
+        // The project ID is given in place, after the rename: xfs and ext4
+        // refuse (EXDEV) to move a directory of another project into one
+        // that has PROJINHERIT, which a root set up with `xfs_quota project`
+        // has. The snapshot dir, fs and work (empty yet) each get it, and
+        // pass it on to what the container makes.
+        if let (Some(q), Some(id), Some(bytes)) = (&quota, project_id, size) {
+            let given = (|| {
+                for p in [dir.clone(), dir.join("fs"), dir.join("work")] {
+                    quota::set_project_id(&p, id).map_err(|source| SnapshotError::Quota { id, path: p.clone(), source })?;
+                }
+                q.set_limit(id, bytes).map_err(|source| SnapshotError::Quota { id, path: dir.clone(), source })
+            })();
+            if let Err(e) = given {
+                let _ = q.set_limit(id, 0);
+                let _ = remove_tree(&dir);
+                return Err(e);
+            }
         }
         self.mounts(key)
     }
@@ -306,8 +318,12 @@ impl Snapshotter {
         let dir = self.dir(key)?;
         let info = self.get(key)?;
         let doomed = self.root.join(format!("{TMP}rm-{key}"));
-        fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
-        remove_tree(&doomed).map_err(io_err(&doomed))?;
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => remove_tree(&doomed).map_err(io_err(&doomed))?,
+            // A sized snapshot under a PROJINHERIT root (see create): in place.
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => remove_tree(&dir).map_err(io_err(&dir))?,
+            Err(e) => return Err(io_err(&dir)(e)),
+        }
         if let (Some(id), Some(q)) = (info.project_id, &self.quota) {
             let _held = self.project_lock.lock().unwrap_or_else(|e| e.into_inner());
             q.set_limit(id, 0).map_err(|source| SnapshotError::Quota { id, path: self.root.clone(), source })?;
