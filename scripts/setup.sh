@@ -11,6 +11,7 @@ packages=(
   bc                             # arithmetic in bench scripts
   iproute2 nftables procps       # networking and leak checks
   docker-registry openssl        # a registry nobody here wrote; certificates for TLS registry tests
+  xfsprogs                       # mkfs.xfs, xfs_quota: --storage-opt size tests on a loop xfs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -46,6 +46,9 @@ pub struct Args {
     /// Default log driver options (key=value)
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
+    /// Storage driver options (overlay2.size=<size>: default --storage-opt size of containers)
+    #[arg(long = "storage-opt")]
+    storage_opt: Vec<String>,
     /// Cgroup parent of containers
     #[arg(long = "cgroup-parent")]
     cgroup_parent: Option<String>,
@@ -91,6 +94,8 @@ pub enum StartError {
     NetworkConfig(#[from] crate::network::NetworkConfigError),
     #[error("networking: {0}")]
     Network(String),
+    #[error("{0}")]
+    StorageOpt(String),
 }
 
 /// Flags over the config file over defaults.
@@ -100,6 +105,19 @@ pub fn config(args: &Args) -> Result<Config, StartError> {
     for o in &args.log_opt {
         let (k, v) = o.split_once('=').ok_or_else(|| StartError::LogOpt(o.clone()))?;
         log_opts.insert(k.to_owned(), v.to_owned());
+    }
+    let mut storage_size = None;
+    let opts = if args.storage_opt.is_empty() { file.storage_opts.clone().unwrap_or_default() } else { args.storage_opt.clone() };
+    for o in &opts {
+        // dockerd's overlay2 options; berth has one driver, so its other
+        // keys are refused rather than silently ignored.
+        match o.split_once('=').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim())) {
+            Some((k, v)) if k == "overlay2.size" => {
+                storage_size = Some(crate::shim::parse_size(v).map_err(|e| StartError::StorageOpt(e.message))?).filter(|s| *s > 0);
+            }
+            Some((k, _)) => return Err(StartError::StorageOpt(format!("overlay2: unknown option {k}"))),
+            None => return Err(StartError::StorageOpt(format!("Unable to parse key/value option: {o}"))),
+        }
     }
     let exec_root = args.exec_root.clone().or(file.exec_root.clone()).unwrap_or_else(|| "/run/berth".into());
     let mut hosts = if args.host.is_empty() { file.hosts.clone().unwrap_or_default() } else { args.host.clone() };
@@ -138,6 +156,7 @@ pub fn config(args: &Args) -> Result<Config, StartError> {
         tls,
         log_driver: args.log_driver.clone().or(file.log_driver.clone()).unwrap_or_else(|| "json-file".into()),
         log_opts,
+        storage_size,
         cgroup_parent: args.cgroup_parent.clone().or(file.cgroup_parent.clone()).unwrap_or_else(|| "berth".into()),
         shim_binary,
         init_path,
@@ -205,8 +224,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     if config.network.uninstall {
         return crate::network::uninstall(&config).map_err(StartError::Network);
     }
-    let network = crate::network::Networking::open(&config).map_err(|e| StartError::Network(e.to_string()))?;
+    // The image store first: a daemon that can't honour overlay2.size stops
+    // before it touches the host's network.
     let images = Arc::new(berth_image::store::ImageStore::open(&config.data_root)?);
+    if config.storage_size.is_some() && !images.snapshots().supports_size() {
+        return Err(StartError::StorageOpt(
+            "Storage option overlay2.size not supported. Filesystem does not support Project Quota".into(),
+        ));
+    }
+    let network = crate::network::Networking::open(&config).map_err(|e| StartError::Network(e.to_string()))?;
     let (containers, _loaded) = crate::containers::store::ContainerStore::open(&config.data_root)?;
     let daemon = Arc::new(Daemon {
         config: config.clone(),

@@ -20,6 +20,9 @@ pub struct Config {
     /// Default log driver and options for new containers.
     pub log_driver: String,
     pub log_opts: BTreeMap<String, String>,
+    /// `--storage-opt overlay2.size=`: the size of containers' writable
+    /// layers that don't give `--storage-opt size=` themselves.
+    pub storage_size: Option<u64>,
     /// Cgroup parent of containers (relative to each hierarchy root).
     pub cgroup_parent: String,
     /// Where the berth-shim binary is.
@@ -61,6 +64,8 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     /// Accepted for compatibility; berth has one storage driver.
     pub storage_driver: Option<String>,
+    /// `overlay2.size=<size>`.
+    pub storage_opts: Option<Vec<String>>,
     /// Networking (dockerd's keys, and berth's `network-prefix`).
     pub bridge: Option<String>,
     pub bip: Option<String>,
@@ -144,6 +149,7 @@ mod tests {
             tls: None,
             log_driver: "json-file".into(),
             log_opts: BTreeMap::new(),
+            storage_size: None,
             cgroup_parent: "berth".into(),
             shim_binary: "/usr/bin/berth-shim".into(),
             init_path: "/usr/bin/berth-init".into(),

@@ -37,6 +37,7 @@ pub mod digest;
 mod fuzz_tests;
 pub mod layer;
 pub mod model;
+pub mod quota;
 pub mod reference;
 pub mod snapshot;
 pub mod store;

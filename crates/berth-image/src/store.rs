@@ -862,8 +862,14 @@ impl ImageStore {
     /// A container's writable snapshot over image `name`; returns the mounts
     /// that make its root filesystem.
     pub fn prepare_container(&self, key: &str, name: &str) -> Result<Vec<berth_sys::mount::Mount>, StoreError> {
+        self.prepare_container_sized(key, name, None)
+    }
+
+    /// As [`ImageStore::prepare_container`], the writable layer limited to
+    /// `size` bytes (`--storage-opt size=`).
+    pub fn prepare_container_sized(&self, key: &str, name: &str, size: Option<u64>) -> Result<Vec<berth_sys::mount::Mount>, StoreError> {
         let img = self.image(&self.resolve(name)?)?;
-        Ok(self.snapshots.prepare(key, img.top_layer().as_ref())?)
+        Ok(self.snapshots.prepare_sized(key, img.top_layer().as_ref(), size)?)
     }
 }
 

@@ -74,8 +74,17 @@ impl TestDaemon {
         d
     }
 
+    /// Its own, or the `--data-root` the test gave (say on a file system
+    /// the test mounted).
     pub fn data_root(&self) -> PathBuf {
-        self.dir.join("data")
+        let given = self.extra_args.iter().position(|a| a == "--data-root").and_then(|i| self.extra_args.get(i + 1));
+        given.map(PathBuf::from).unwrap_or_else(|| self.dir.join("data"))
+    }
+
+    /// The test's extra flags but `--data-root` (passed once, as [`TestDaemon::data_root`]).
+    fn extra_flags(&self) -> Vec<&String> {
+        let skip = self.extra_args.iter().position(|a| a == "--data-root");
+        self.extra_args.iter().enumerate().filter(|(i, _)| skip.is_none_or(|s| *i != s && *i != s + 1)).map(|(_, a)| a).collect()
     }
     pub fn exec_root(&self) -> PathBuf {
         self.dir.join("exec")
@@ -159,7 +168,7 @@ impl TestDaemon {
             .arg("--config-file")
             .arg(self.dir.join("daemon.json"))
             .args(self.net_args())
-            .args(&self.extra_args)
+            .args(self.extra_flags())
             .args(std::env::var_os("BERTH_INIT_PATH").map(|p| vec![std::ffi::OsString::from("--init-path"), p]).unwrap_or_default())
             .env("BERTHD_LOG", "debug")
             .stdin(Stdio::null())

@@ -96,6 +96,13 @@ impl Daemon {
         };
         let volumes: Vec<String> =
             config.volumes.iter().flatten().chain(image_config.volumes.iter().flat_map(|v| v.keys())).cloned().collect();
+        let size = match crate::volumes::mounts::storage_size(&hc, self.config.storage_size, self.images.snapshots().supports_size()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.containers.release_name(&name, &id);
+                return Err(e);
+            }
+        };
         let mounts = match self.container_mounts(&id, &hc, &volumes).await {
             Ok(m) => m,
             Err(e) => {
@@ -131,7 +138,7 @@ impl Daemon {
         // The writable layer first: a record always has its snapshot.
         let images = self.images.clone();
         let (key, image_id) = (id.clone(), image.id().to_string());
-        let prepared = tokio::task::spawn_blocking(move || images.prepare_container(&key, &image_id)).await?;
+        let prepared = tokio::task::spawn_blocking(move || images.prepare_container_sized(&key, &image_id, size)).await?;
         if let Err(e) = prepared {
             self.release_mounts(&id, &mounts, true).await;
             self.containers.release_name(&name, &id);

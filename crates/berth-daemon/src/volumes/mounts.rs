@@ -19,7 +19,6 @@ impl Daemon {
     /// At create: every mount point of the new container `id`. On error
     /// nothing is left referenced or created.
     pub async fn container_mounts(&self, id: &str, hc: &HostConfig, volumes: &[String]) -> ApiResult<Vec<MountPoint>> {
-        check_storage_opts(hc, &self.config.data_root)?;
         if let Some(d) = hc.volume_driver.as_deref().filter(|d| !d.is_empty() && *d != berth_volume::LOCAL) {
             return Err(ApiError::not_found(format!("error looking up volume plugin {d}: plugin {d:?} not found")));
         }
@@ -150,40 +149,24 @@ fn release(store: &VolumeStore, id: &str, mounts: &[MountPoint], remove_anonymou
     }
 }
 
-/// `--storage-opt`: `size` needs project quotas on the data root's
-/// filesystem (xfs with pquota); elsewhere docker's error.
-fn check_storage_opts(hc: &HostConfig, data_root: &Path) -> ApiResult<()> {
-    let Some(opts) = hc.storage_opt.as_ref().filter(|o| !o.is_empty()) else { return Ok(()) };
-    for k in opts.keys() {
-        if k != "size" {
-            return Err(ApiError::invalid(format!("Unknown option {k}")));
+/// `--storage-opt` as docker's overlay2 reads it: `size` only (any case),
+/// the daemon's `overlay2.size` when the container gives none, and docker's
+/// error when the data root has no project quotas (`supported`). The size
+/// of the container's writable layer in bytes (`None`: no limit; docker's
+/// overlay2 has no minimum, and 0 means no limit).
+pub fn storage_size(hc: &HostConfig, default: Option<u64>, supported: bool) -> ApiResult<Option<u64>> {
+    let mut size = None;
+    for (k, v) in hc.storage_opt.iter().flatten() {
+        match k.to_ascii_lowercase().as_str() {
+            "size" => size = Some(crate::shim::parse_size(v)?),
+            k => return Err(ApiError::invalid(format!("Unknown option {k}"))),
         }
     }
-    if !project_quota(data_root) {
+    let size = size.or(default);
+    if size.is_some() && !supported {
         return Err(ApiError::invalid("--storage-opt is supported only for overlay over xfs with 'pquota' mount option"));
     }
-    Err(ApiError::not_implemented("--storage-opt size: project quotas are not implemented yet"))
-}
-
-/// Whether the filesystem holding `path` is mounted with project quotas.
-fn project_quota(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    // The longest mount point that holds `path`.
-    let mut best: Option<(usize, bool)> = None;
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = f.iter().position(|x| *x == "-") else { continue };
-        let (Some(mp), Some(fstype), Some(super_opts)) = (f.get(4), f.get(sep + 1), f.get(sep + 3)) else { continue };
-        if !path.starts_with(mp) {
-            continue;
-        }
-        let quota = matches!(*fstype, "xfs" | "ext4") && super_opts.split(',').any(|o| matches!(o, "prjquota" | "pquota"));
-        if best.is_none_or(|(len, _)| mp.len() >= len) {
-            best = Some((mp.len(), quota));
-        }
-    }
-    best.is_some_and(|(_, q)| q)
+    Ok(size.filter(|s| *s > 0))
 }
 
 fn path_depth(p: &str) -> usize {
@@ -344,7 +327,15 @@ mod tests {
     #[test]
     fn storage_opts_are_checked() {
         let hc = HostConfig { storage_opt: Some([("bogus".to_string(), "1".to_string())].into()), ..Default::default() };
-        assert_eq!(check_storage_opts(&hc, Path::new("/")).unwrap_err().message, "Unknown option bogus");
-        assert!(check_storage_opts(&HostConfig::default(), Path::new("/")).is_ok());
+        assert_eq!(storage_size(&hc, None, true).unwrap_err().message, "Unknown option bogus");
+        assert_eq!(storage_size(&HostConfig::default(), None, false).unwrap(), None);
+        let sized = |v: &str| HostConfig { storage_opt: Some([("Size".to_string(), v.to_string())].into()), ..Default::default() };
+        assert_eq!(storage_size(&sized("10M"), None, true).unwrap(), Some(10 << 20));
+        assert_eq!(storage_size(&sized("0"), Some(5), true).unwrap(), None);
+        assert_eq!(storage_size(&HostConfig::default(), Some(1 << 30), true).unwrap(), Some(1 << 30));
+        let e = storage_size(&sized("0"), None, false).unwrap_err().message;
+        assert_eq!(e, "--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+        assert!(storage_size(&HostConfig::default(), Some(1), false).is_err());
+        assert_eq!(storage_size(&sized("ten"), None, true).unwrap_err().message, "invalid size: 'ten'");
     }
 }
