@@ -45,3 +45,26 @@ berth logs web
 berth exec web cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || berth exec web cat /sys/fs/cgroup/memory.max
 berth stop -t 1 web
 berth rm web
+
+# An image built from a Dockerfile, a named volume, a published port.
+mkdir -p "$work/app"
+cat >"$work/app/Dockerfile" <<'DOCKERFILE'
+FROM busybox
+RUN mkdir -p /www && echo "served by berth" > /www/index.html
+EXPOSE 80
+CMD ["httpd", "-f", "-p", "80", "-h", "/www"]
+DOCKERFILE
+berth build -t demo-web "$work/app"
+berth volume create demo-data
+berth run --rm -v demo-data:/data busybox sh -c 'echo kept > /data/note'
+berth run --rm -v demo-data:/data busybox cat /data/note
+berth run -d --name site -p 127.0.0.1::80 demo-web
+port=$(berth port site 80/tcp | head -1 | sed 's/.*://')
+for _ in $(seq 50); do
+  reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && cat <&3) 2>/dev/null || true)
+  [ -n "$reply" ] && break
+  sleep 0.1
+done
+printf '%s\n' "$reply" | tail -1
+berth rm -f site
+berth volume rm demo-data
