@@ -800,7 +800,10 @@ impl Controller {
 
     /// Attach `container`'s sandbox to `network`: addresses from IPAM, a
     /// veth pair (bridge) or sub-interface (macvlan/ipvlan) named `ethN`
-    /// inside, MAC, MTU, routes. On an error nothing stays.
+    /// inside, MAC, MTU, routes. Returns once the kernel has the endpoint
+    /// ready for traffic (links active, IPv6 addresses usable), so a
+    /// container started right after loses no first packets. On an error
+    /// nothing stays.
     pub fn connect(&self, container: &str, network: &str, spec: &EndpointSpec) -> Result<Endpoint, NetworkError> {
         let mut state = self.lock();
         let net = Self::find(&state, network)?.clone();
@@ -956,9 +959,10 @@ impl Controller {
         }
         inner.set_up(&ep.ifname).map_err(nl_err(ctx.clone()))?;
         if ep.gateway_provider {
-            self.add_default_routes(&mut inner, idx, ep).map_err(nl_err(ctx))?;
+            self.add_default_routes(&mut inner, idx, ep).map_err(nl_err(ctx.clone()))?;
         }
-        Ok(())
+        let bridge = (net.driver == Driver::Bridge).then_some(net.device.as_str());
+        wait_until_usable(&mut host, &mut inner, ep, bridge).map_err(nl_err(ctx))
     }
 
     fn add_default_routes(&self, nl: &mut Netlink, idx: u32, ep: &Endpoint) -> Result<(), NetlinkError> {
@@ -1410,6 +1414,46 @@ fn rebuild_allocations(state: &mut State) {
                 }
             }
         }
+    }
+}
+
+/// How long [`wait_until_usable`] waits for the kernel at most.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Wait until the kernel has finished bringing a new endpoint up, so that
+/// the container's first packets are not lost: links just set up are
+/// activated (their transmit queues, the bridge port leaving the disabled
+/// state, the bridge's own carrier) by the kernel's link-watch work, and
+/// IPv6 addresses become reachable by its address configuration work, both
+/// run later from work queues; on a loaded host that can be long enough for
+/// a first ARP request or TCP SYN to be dropped, costing the container a
+/// second or a failed lookup. Bounded: a link that stays without carrier
+/// has nothing pending, and after [`READY_TIMEOUT`] the endpoint is used as
+/// it is.
+fn wait_until_usable(host: &mut Netlink, inner: &mut Netlink, ep: &Endpoint, bridge: Option<&str>) -> Result<(), NetlinkError> {
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    let v6: Vec<IpAddr> = ep.ipv6.iter().map(|a| a.addr()).collect();
+    loop {
+        let mut ready = inner.readiness(&ep.ifname)?.is_none_or(|r| r.settled());
+        if ready && let Some(h) = &ep.host_ifname {
+            ready = host.readiness(h)?.is_none_or(|r| r.settled());
+        }
+        if ready && let Some(b) = bridge {
+            ready = host.readiness(b)?.is_none_or(|r| r.settled());
+        }
+        for a in &v6 {
+            if ready {
+                ready = inner.is_local(*a)?;
+            }
+        }
+        if ready {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("endpoint {} ({}): links not ready after {READY_TIMEOUT:?}, going on", ep.ifname, ep.host_ifname.as_deref().unwrap_or("-"));
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

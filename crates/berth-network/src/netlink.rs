@@ -15,8 +15,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, IpVlanMode,
-    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    BridgePortState, InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth,
+    IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode, State,
 };
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -84,6 +84,29 @@ pub struct LinkSummary {
     pub name: String,
     /// The `IFLA_INFO_KIND` (`bridge`, `veth`, `macvlan`...), if any.
     pub kind: Option<String>,
+}
+
+/// Whether the kernel is done bringing a link up, as far as traffic goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkReadiness {
+    /// The carrier is on (for a veth: both ends are up).
+    pub carrier: bool,
+    /// The operational state is up. The kernel sets it, activates the
+    /// link's transmit queue and tells a bridge the port has a carrier
+    /// from its link-watch work, some time after the carrier came on;
+    /// until then packets sent through the link are dropped.
+    pub oper_up: bool,
+    /// For a bridge port, its STP state (`None` for other links).
+    pub bridge_port: Option<BridgePortState>,
+}
+
+impl LinkReadiness {
+    /// Traffic passes, or never will by waiting: no carrier (nothing
+    /// pending), or up and, on a bridge, past the disabled port state (a
+    /// bridge with STP on moves it through listening and learning itself).
+    pub fn settled(&self) -> bool {
+        !self.carrier || (self.oper_up && self.bridge_port != Some(BridgePortState::Disabled))
+    }
 }
 
 /// A blocking NETLINK_ROUTE socket.
@@ -160,16 +183,63 @@ impl Netlink {
         self.request(msg, NLM_F_ACK | flags, op, object).map(|_| ())
     }
 
-    /// The index of link `name`, `None` when there is none.
-    pub fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
+    /// Link `name` as the kernel describes it, `None` when there is none.
+    fn get_link(&mut self, name: &str) -> Result<Option<LinkMessage>, NetlinkError> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_owned()));
         match self.request(RouteNetlinkMessage::GetLink(m), 0, "get link", name) {
             Ok(mut v) => match v.pop() {
-                Some(RouteNetlinkMessage::NewLink(l)) => Ok(Some(l.header.index)),
+                Some(RouteNetlinkMessage::NewLink(l)) => Ok(Some(l)),
                 _ => Ok(None),
             },
             Err(e) if matches!(e.errno(), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The index of link `name`, `None` when there is none.
+    pub fn link_index(&mut self, name: &str) -> Result<Option<u32>, NetlinkError> {
+        Ok(self.get_link(name)?.map(|l| l.header.index))
+    }
+
+    /// Carrier, operational state and bridge port state of link `name`,
+    /// `None` when there is no such link.
+    pub fn readiness(&mut self, name: &str) -> Result<Option<LinkReadiness>, NetlinkError> {
+        let Some(l) = self.get_link(name)? else { return Ok(None) };
+        let mut r = LinkReadiness { carrier: false, oper_up: false, bridge_port: None };
+        for a in &l.attributes {
+            match a {
+                LinkAttribute::Carrier(c) => r.carrier = *c != 0,
+                LinkAttribute::OperState(s) => r.oper_up = *s == State::Up,
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let LinkInfo::PortData(InfoPortData::BridgePort(opts)) = i {
+                            for o in opts {
+                                if let InfoBridgePort::State(s) = o {
+                                    r.bridge_port = Some(*s);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(r))
+    }
+
+    /// Whether the namespace receives packets for `addr` as its own: the
+    /// kernel's route to it is a local one. (An IPv6 address gets that
+    /// route only once the kernel has finished its duplicate address
+    /// detection, immediate for `nodad` addresses but done asynchronously.)
+    pub fn is_local(&mut self, addr: IpAddr) -> Result<bool, NetlinkError> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        m.header.destination_prefix_length = if addr.is_ipv4() { 32 } else { 128 };
+        m.attributes.push(RouteAttribute::Destination(RouteAddress::from(addr)));
+        match self.request(RouteNetlinkMessage::GetRoute(m), 0, "get route", &addr.to_string()) {
+            Ok(v) => Ok(v.iter().any(|m| matches!(m, RouteNetlinkMessage::NewRoute(r) if r.header.kind == RouteType::Local))),
+            Err(e) if matches!(e.errno(), Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH) | Some(libc::ENOENT)) => Ok(false),
             Err(e) => Err(e),
         }
     }

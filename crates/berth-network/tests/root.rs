@@ -130,8 +130,54 @@ fn ok(c: Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// One echo request, one second for the answer: for asserting that
+/// `target` is *not* reachable.
 fn ping(ns: &Path, target: &str) -> bool {
     run(sh_in(ns, None, &format!("busybox ping -c 1 -W 1 {target} >/dev/null 2>&1"))).status.success()
+}
+
+/// Whether `target` answers a ping within a few seconds: for asserting that
+/// it is reachable, on a loaded host too (a ping process started late, an
+/// answer read late), without waiting longer than it takes.
+fn reaches(ns: &Path, target: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if ping(ns, target) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
+/// Waits (at most 10 s) until a TCP socket listens on `port` in `ns`: a
+/// server started in the background is not listening yet when its process
+/// has merely been spawned.
+fn wait_listening(ns: &Path, port: u16) {
+    let netns = berth_network::netns::Netns::open(ns).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let needle = format!(":{port:04X} 00000000:0000 0A");
+    loop {
+        let tables = netns
+            .run(|| ["tcp", "tcp6"].map(|t| std::fs::read_to_string(format!("/proc/thread-self/net/{t}")).unwrap_or_default()).concat())
+            .unwrap();
+        if tables.lines().any(|l| l.contains(&needle) || l.contains(&format!(":{port:04X} 00000000000000000000000000000000:0000 0A"))) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on port {port} in {}", ns.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Random host ports come from the host's one ephemeral range, and each
+/// test's controller allocates from it without knowing the others' (as two
+/// daemons would): tests that publish random ports hold this while they do,
+/// so that two of them are not handed the same port.
+static RANDOM_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn random_ports() -> std::sync::MutexGuard<'static, ()> {
+    RANDOM_PORTS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A background process, killed on drop.
@@ -154,7 +200,7 @@ fn httpd(env: &Env, ns: &Path, port: u16, body: &str) -> Bg {
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), body).unwrap();
     let b = bg(sh_in(ns, None, &format!("exec busybox httpd -f -p {port} -h {}", www.display())));
-    std::thread::sleep(Duration::from_millis(150));
+    wait_listening(ns, port);
     b
 }
 
@@ -197,7 +243,18 @@ fn two_sandboxes_reach_each_other_by_ip_and_by_name() {
     let (a, ans) = env.container("alpha", &[&net]);
     let (b, bns) = env.container("beta", &[&net]);
     let bip = env.ip(&b, &net);
-    assert!(ping(&ans, &bip.to_string()), "alpha cannot ping beta at {bip}");
+    // connect returns once the kernel has the endpoint up: the host end
+    // active and forwarding on the bridge, the bridge up.
+    let mut nl = berth_network::netlink::Netlink::open().unwrap();
+    for id in [&a, &b] {
+        let host_end = env.ctl.sandbox(id).unwrap().endpoints[0].host_ifname.clone().unwrap();
+        let r = nl.readiness(&host_end).unwrap().unwrap();
+        assert!(r.carrier && r.oper_up, "{host_end}: {r:?}");
+        assert_eq!(r.bridge_port, Some(netlink_packet_route::link::BridgePortState::Forwarding), "{host_end}");
+    }
+    let device = env.ctl.network(&net).unwrap().network.device;
+    assert!(nl.readiness(&device).unwrap().is_some_and(|r| r.carrier && r.oper_up), "{device}");
+    assert!(reaches(&ans, &bip.to_string()), "alpha cannot ping beta at {bip}");
 
     // Endpoint details: eth0, docker's MAC, default route via the gateway.
     let ep = env.ctl.sandbox(&a).unwrap().endpoints[0].clone();
@@ -221,9 +278,9 @@ fn two_sandboxes_reach_each_other_by_ip_and_by_name() {
     let out = ok(sh_in(&ans, None, "busybox nslookup beta 127.0.0.11"));
     assert!(out.contains(&bip.to_string()), "{out}");
     // By name through /etc/resolv.conf, as a container would: ping, and a TCP echo.
-    assert!(run(sh_in(&ans, Some(&resolv), "busybox ping -c 1 -W 2 beta")).status.success());
+    assert!(run(sh_in(&ans, Some(&resolv), "busybox ping -c 1 -W 3 beta")).status.success());
     let _srv = bg(sh_in(&bns, None, "exec busybox nc -l -p 7000 -e cat"));
-    std::thread::sleep(Duration::from_millis(200));
+    wait_listening(&bns, 7000);
     let echoed = ok(sh_in(&ans, Some(&resolv), "echo hello-berth | busybox nc -w 2 beta 7000"));
     assert!(echoed.contains("hello-berth"), "{echoed:?}");
     // The short id resolves too; unknown names are not answered locally.
@@ -360,11 +417,11 @@ fn different_networks_are_isolated() {
     let (b, bns) = env.container("b", &[&n2]);
     let (_c, _cns) = env.container("c", &[&n1]);
     let bip = env.ip(&b, &n2);
-    assert!(ping(&ans, &format!("{}.1", net24(2, 1))), "own gateway answers");
+    assert!(reaches(&ans, &format!("{}.1", net24(2, 1))), "own gateway answers");
     assert!(!ping(&ans, &bip.to_string()), "red reached blue");
     assert!(!ping(&bns, &env.ip(&_a, &n1).to_string()), "blue reached red");
     let c = env.ip(&_c, &n1);
-    assert!(ping(&ans, &c.to_string()), "same network");
+    assert!(reaches(&ans, &c.to_string()), "same network");
 }
 
 /// An "outside" host: a namespace behind a veth from the host, standing in
@@ -395,6 +452,12 @@ fn outside(env: &Env, j: u8) -> Outside {
     let mut inner = ns.netlink().unwrap();
     let i = inner.set_up("eth0").unwrap();
     inner.add_address(i, format!("{}/24", o.addr).parse().unwrap(), "eth0").unwrap();
+    // The host end came up before its peer: the kernel activates it later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !nl.readiness(&host_end).unwrap().is_some_and(|r| r.carrier && r.oper_up) {
+        assert!(Instant::now() < deadline, "{host_end} never came up");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     o
 }
 
@@ -407,15 +470,16 @@ fn internal_network_has_no_egress() {
     let (_a, ans) = env.container("a", &[&open_net]);
     let (_b, bns) = env.container("b", &[&internal]);
     let (_c, cns) = env.container("c", &[&internal]);
-    assert!(ping(&ans, &out.addr), "a normal network reaches the outside");
+    assert!(reaches(&ans, &out.addr), "a normal network reaches the outside");
     assert!(!ping(&bns, &out.addr), "an internal network reached the outside");
-    assert!(ping(&bns, &env.ip(&_c, &internal).to_string()), "members of an internal network reach each other");
+    assert!(reaches(&bns, &env.ip(&_c, &internal).to_string()), "members of an internal network reach each other");
     let routes = ok(sh_in(&cns, None, "ip route"));
     assert!(!routes.contains("default"), "internal: no default route: {routes}");
 }
 
 #[test]
 fn published_port_answers_from_loopback_and_the_bridge_address() {
+    let _ports = random_ports();
     let env = env(4);
     let bridge = env.ctl.network("bridge").unwrap().network.id;
     let (a, ans) = env.container("web", &[&bridge]);
@@ -456,6 +520,7 @@ fn published_port_answers_from_loopback_and_the_bridge_address() {
 
 #[test]
 fn random_ports_are_free_and_a_taken_port_fails_cleanly() {
+    let _ports = random_ports();
     let env = env(5);
     let bridge = env.ctl.network("bridge").unwrap().network.id;
     let (a, _ans) = env.container("a", &[&bridge]);
@@ -512,7 +577,7 @@ fn connect_and_disconnect_a_second_network_live() {
     let ep = env.ctl.connect(&a, &n2, &EndpointSpec { container_name: "a".into(), aliases: vec!["alias-a".into()], ..Default::default() }).unwrap();
     assert_eq!(ep.ifname, "eth1");
     assert!(!ep.gateway_provider);
-    assert!(ping(&ans, &bip.to_string()), "connected live");
+    assert!(reaches(&ans, &bip.to_string()), "connected live");
     assert_eq!(env.ctl.network(&n2).unwrap().containers.len(), 2);
     // Connecting twice is refused with docker's message.
     let e = env.ctl.connect(&a, &n2, &EndpointSpec { container_name: "a".into(), ..Default::default() }).unwrap_err();
@@ -620,7 +685,7 @@ fn macvlan_endpoints_on_a_dummy_parent() {
     let (b, _bns) = env.container("b", &[&net.id]);
     let out = ok(sh_in(&ans, None, "ip -d link show eth0"));
     assert!(out.contains("macvlan mode bridge"), "{out}");
-    assert!(ping(&ans, &env.ip(&b, &net.id).to_string()));
+    assert!(reaches(&ans, &env.ip(&b, &net.id).to_string()));
 }
 
 #[test]
@@ -682,7 +747,11 @@ fn ipv6_networks_give_both_families() {
     let (b, bns) = env.container("beta", &[&net.id]);
     let bv6 = env.ctl.network(&net.id).unwrap().containers[&b].ipv6.unwrap().addr();
     assert!(bv6.to_string().starts_with(&v6[..v6.len() - 4]), "{bv6}");
-    assert!(ping(&ans, &bv6.to_string()), "ping {bv6}");
+    // connect returns once the address is beta's to receive on (not still
+    // waiting for the kernel's address configuration work).
+    let mut inner = berth_network::netns::Netns::open(&bns).unwrap().netlink().unwrap();
+    assert!(inner.is_local(bv6).unwrap(), "{bv6} is not local in beta yet");
+    assert!(reaches(&ans, &bv6.to_string()), "ping {bv6}");
     let routes = ok(sh_in(&ans, None, "ip -6 route"));
     assert!(routes.contains("default via"), "{routes}");
     let rt = runtime();
