@@ -63,6 +63,9 @@ pub struct Args {
     /// Preferred Docker Hub mirror
     #[arg(long = "registry-mirror")]
     registry_mirror: Vec<String>,
+    /// Reach Docker Hub only through the registry mirrors: no fallback to it, no push, login or search of it
+    #[arg(long = "registry-mirrors-only")]
+    registry_mirrors_only: bool,
     /// Directory of per-registry certificates (<dir>/<host[:port]>/ca.crt, client.cert, client.key)
     #[arg(long = "certs-dir", default_value = "/etc/docker/certs.d")]
     certs_dir: PathBuf,
@@ -177,6 +180,7 @@ fn registry_options(args: &Args, file: &FileConfig) -> berth_registry::RegistryO
     berth_registry::RegistryOptions {
         insecure_registries: insecure,
         mirrors,
+        mirrors_only: args.registry_mirrors_only || file.registry_mirrors_only.unwrap_or(false),
         certs_dir: args.certs_dir.clone(),
         max_concurrent_downloads: args.max_concurrent_downloads.or(file.max_concurrent_downloads).unwrap_or(d.max_concurrent_downloads),
         max_concurrent_uploads: args.max_concurrent_uploads.or(file.max_concurrent_uploads).unwrap_or(d.max_concurrent_uploads),

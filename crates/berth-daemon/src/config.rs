@@ -78,6 +78,9 @@ pub struct FileConfig {
     /// Read by later features (registries); accepted now.
     pub insecure_registries: Option<Vec<String>>,
     pub registry_mirrors: Option<Vec<String>>,
+    /// berth's own: Docker Hub only through `registry-mirrors`, never
+    /// itself (see `RegistryOptions::mirrors_only`).
+    pub registry_mirrors_only: Option<bool>,
     pub dns: Option<Vec<String>>,
     pub features: Option<BTreeMap<String, bool>>,
     pub init_path: Option<PathBuf>,

@@ -517,3 +517,32 @@ fn changes_hide_mount_points_and_are_null_when_nothing_changed() {
     let r = d.request("GET", &format!("/containers/{id}/changes"), None).unwrap();
     assert_eq!(r.json(), json!([{"Path": "/tmp", "Kind": 0}, {"Path": "/tmp/x", "Kind": 1}]));
 }
+
+#[test]
+fn docker_hub_pulls_of_a_test_daemon_stay_on_loopback() {
+    let d = TestDaemon::start(std::path::Path::new(BERTHD));
+    let mirror = berth_testkit::daemon::HUB_MIRROR;
+    let info = d.request("GET", "/info", None).unwrap().json();
+    assert_eq!(info["RegistryConfig"]["Mirrors"], json!([mirror]));
+    // The pull fails at once, at the closed loopback mirror, and Docker Hub
+    // itself is not tried.
+    let started = Instant::now();
+    let r = d.request("POST", "/images/create?fromImage=berth-no-such-image&tag=1", None).unwrap();
+    let text = r.text();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}: {text}", started.elapsed());
+    assert!(text.contains("127.0.0.1:1"), "{}: {text}", r.status);
+    assert!(!text.contains("registry-1.docker.io"), "{text}");
+    assert_eq!(d.request("GET", "/images/berth-no-such-image:1/json", None).unwrap().status, 404);
+    // Nor a push, login or search of Docker Hub.
+    let r = post_json(&d, "/auth", &json!({"username": "u", "password": "p"}));
+    assert_ne!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("registry mirrors"), "{}", r.text());
+    // The docker CLI's pull after a 404 on create: the mirror's error, quickly.
+    let started = Instant::now();
+    if let Some(o) = docker(&d, &["run", "--rm", "berth-no-such-image:1", "true"]) {
+        let e = stderr(&o);
+        assert!(!o.status.success());
+        assert!(e.contains("Unable to find image") && e.contains("127.0.0.1:1"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}: {e}", started.elapsed());
+    }
+}

@@ -197,7 +197,12 @@ fn volumes_from_follows_the_chain() {
     ok(&docker(&d, &["rm", "-v", "data1"]));
     assert!(volume_names(&d).is_empty(), "the last user's rm -v takes the inherited anonymous volume too");
     let e = fails(&docker(&d, &["run", "--rm", "--volumes-from", "nosuch", "busybox", "true"]));
-    assert!(e.contains("No such container: nosuch"), "{e}");
+    assert!(e.contains("No such container: nosuch") && !e.contains("Unable to find image"), "{e}");
+    // A bad parameter, as dockerd's, not a 404 (which the CLI takes for a missing image).
+    let r = d
+        .request("POST", "/containers/create", Some(("application/json", json!({"Image": "busybox", "HostConfig": {"VolumesFrom": ["nosuch"]}}).to_string().as_bytes())))
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
 }
 
 #[test]
@@ -326,7 +331,9 @@ fn bad_input_is_refused_and_nothing_is_created() {
         (&["volume", "create", "-o", "type=tmpfs", "badopt2"], "missing required option: \"device\""),
         (&["volume", "create", "a/b"], "includes invalid characters for a local volume name"),
         (&["volume", "create", "-d", "nfsplugin", "x1"], "plugin \"nfsplugin\" not found"),
-        (&["run", "--rm", "--volume-driver", "nfsplugin", "-v", "x2:/x", "busybox", "true"], "plugin \"nfsplugin\" not found"),
+        // A missing plugin is a 404 on create, as dockerd's, which makes the
+        // CLI pull the image first unless told not to.
+        (&["run", "--rm", "--pull", "never", "--volume-driver", "nfsplugin", "-v", "x2:/x", "busybox", "true"], "plugin \"nfsplugin\" not found"),
         (&["volume", "rm", "nosuchvol"], "no such volume"),
     ];
     for (args, want) in cases {

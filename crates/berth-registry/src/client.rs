@@ -248,6 +248,13 @@ impl Client {
     /// a request fall back to the next); at least one.
     pub async fn endpoints(&self, host: &str, for_pull: bool) -> Result<Vec<Endpoint>, Error> {
         let all = self.options.endpoints(host, for_pull);
+        if all.is_empty() {
+            return Err(Error::Connect {
+                method: "GET".into(),
+                url: host.into(),
+                message: format!("{host} is reached only through registry mirrors (registry-mirrors-only), and none serves this request"),
+            });
+        }
         let mut out = Vec::new();
         let mut last_err = None;
         // Mirrors are tried in order, then the registry itself; HTTPS before

@@ -22,6 +22,11 @@ pub struct RegistryOptions {
     /// Mirrors of Docker Hub (`https://mirror.example:5000`), tried in order
     /// before it for pulls.
     pub mirrors: Vec<String>,
+    /// Reach Docker Hub only through `mirrors`, never itself: no fallback
+    /// to it when the mirrors fail, and no pushes, logins or searches of
+    /// it (berthd's `registry-mirrors-only`; test daemons set it so that
+    /// nothing they do reaches the internet).
+    pub mirrors_only: bool,
     /// `certs.d` directory: `<dir>/<host[:port]>/*.crt` are extra CA roots,
     /// `client.cert` + `client.key` a client certificate.
     pub certs_dir: PathBuf,
@@ -40,6 +45,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             insecure_registries: Vec::new(),
             mirrors: Vec::new(),
+            mirrors_only: false,
             certs_dir: PathBuf::from("/etc/docker/certs.d"),
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
@@ -74,7 +80,8 @@ impl RegistryOptions {
     }
 
     /// The base URLs to try for `host`, best first. Docker Hub goes through
-    /// its mirrors first when `for_pull`.
+    /// its mirrors first when `for_pull`, and only through them with
+    /// `mirrors_only` (then the list may be empty).
     pub fn endpoints(&self, host: &str, for_pull: bool) -> Vec<Endpoint> {
         let mut out = Vec::new();
         if host == DEFAULT_DOMAIN {
@@ -88,7 +95,9 @@ impl RegistryOptions {
                     out.push(Endpoint { host: h.to_owned(), plain_http: scheme == "http", insecure: self.is_insecure(h), mirror: true });
                 }
             }
-            out.push(Endpoint { host: DOCKER_HUB_API.into(), plain_http: false, insecure: false, mirror: false });
+            if !self.mirrors_only {
+                out.push(Endpoint { host: DOCKER_HUB_API.into(), plain_http: false, insecure: false, mirror: false });
+            }
             return out;
         }
         let insecure = self.is_insecure(host);
@@ -207,6 +216,13 @@ mod tests {
         assert!(eps[0].mirror);
         assert_eq!(eps[1].url(repository(&r), "manifests/latest"), "https://registry-1.docker.io/v2/library/busybox/manifests/latest");
         assert_eq!(o.endpoints(r.domain(), false).len(), 1, "pushes never go to mirrors");
+        // Mirrors only: Docker Hub itself is never among the endpoints.
+        let only = RegistryOptions { mirrors_only: true, ..o.clone() };
+        let eps = only.endpoints(r.domain(), true);
+        assert_eq!(eps.len(), 1);
+        assert!(eps[0].mirror);
+        assert!(only.endpoints(r.domain(), false).is_empty());
+        assert_eq!(only.endpoints("quay.io", true).len(), 1, "other registries are not affected");
         let r = Reference::parse("localhost:5000/a/b:1").unwrap();
         let eps = o.endpoints(r.domain(), true);
         assert_eq!(eps.iter().map(|e| e.base()).collect::<Vec<_>>(), ["https://localhost:5000", "http://localhost:5000"]);

@@ -120,19 +120,23 @@ pub fn main() -> i32 {
         Err(e) => {
             eprintln!("berth-shim: {e}");
             let error = WireError { kind: e.kind(), message: e.to_string() };
-            report(ready, &Ready { ok: false, shim_pid: std::process::id() as i32, pid: 0, error: Some(error) });
+            let pipe = report(ready, &Ready { ok: false, shim_pid: std::process::id() as i32, pid: 0, error: Some(error) });
+            // The spawner returns the error only once the pipe has closed:
+            // left open here, the kernel closes it when this process is
+            // gone.
+            std::mem::forget(pipe);
             1
         }
     }
 }
 
-fn report(fd: Option<OwnedFd>, ready: &Ready) {
-    if let Some(fd) = fd {
-        let mut line = serde_json::to_vec(ready).expect("ready serializes");
-        line.push(b'\n');
-        let mut f = std::fs::File::from(fd);
-        let _ = f.write_all(&line);
-    }
+/// Writes the readiness line; gives back the pipe.
+fn report(fd: Option<OwnedFd>, ready: &Ready) -> Option<std::fs::File> {
+    let mut f = std::fs::File::from(fd?);
+    let mut line = serde_json::to_vec(ready).expect("ready serializes");
+    line.push(b'\n');
+    let _ = f.write_all(&line);
+    Some(f)
 }
 
 /// Gives back memory the loop does not need: freed heap (`malloc_trim`),

@@ -1,7 +1,7 @@
 //! Starting a shim (daemon side, blocking) and reading what a shim leaves.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ use crate::protocol::{self, ExitStatus, Ready};
 
 /// How long [`spawn`] waits for the shim to report (create runs hooks).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long [`spawn`] waits for a shim that failed to exit.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of [`SpawnOptions::exit_grace_ms`].
 pub const DEFAULT_EXIT_GRACE_MS: u64 = 10_000;
 
@@ -187,12 +189,20 @@ fn start(opts: &SpawnOptions) -> Result<ShimHandle, ShimError> {
     if !status.success() {
         return Err(not_ready(opts, format!("shim exited with {status}")));
     }
-    let line = read_ready(ready_r, READY_TIMEOUT).map_err(|detail| {
+    let pipe = std::fs::File::from(ready_r);
+    let line = read_ready(&pipe, READY_TIMEOUT).map_err(|detail| {
         kill_stuck_shim(dir);
         not_ready(opts, detail)
     })?;
     let ready: Ready = serde_json::from_slice(&line).map_err(|e| not_ready(opts, format!("bad readiness message: {e}")))?;
     if !ready.ok {
+        // A shim that failed exits at once, and its end of the pipe closes
+        // only when it is gone: wait for that, so that nothing is left
+        // when the error is returned.
+        if !wait_closed(&pipe, EXIT_TIMEOUT) && ready.shim_pid > 0 {
+            // SAFETY: plain kill of the shim we started, which said its pid.
+            unsafe { libc::kill(ready.shim_pid, libc::SIGKILL) };
+        }
         let err = ready.error.unwrap_or(protocol::WireError { kind: ErrorKind::Internal, message: "unknown error".into() });
         return Err(ShimError::Create { id: opts.id.clone(), message: err.message, kind: err.kind });
     }
@@ -213,21 +223,50 @@ fn kill_stuck_shim(dir: &Path) {
     }
 }
 
-/// Reads the readiness line (up to a newline or EOF), bounded in time.
-fn read_ready(fd: OwnedFd, timeout: Duration) -> Result<Vec<u8>, String> {
-    let deadline = Instant::now() + timeout;
-    let mut file = std::fs::File::from(fd);
-    let mut out = Vec::new();
+/// Waits until `file` is readable (data or EOF), up to `deadline`.
+fn poll_readable(file: &std::fs::File, deadline: Instant) -> Result<bool, nix::Error> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("no answer within {}s", timeout.as_secs()));
+            return Ok(false);
         }
-        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&file), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(file), nix::poll::PollFlags::POLLIN)];
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
         match nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX)) {
             Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether the other end of the readiness pipe closed (the shim exited)
+/// within `timeout`; whatever else comes is discarded.
+fn wait_closed(mut file: &std::fs::File, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 512];
+    loop {
+        match poll_readable(file, deadline) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return false,
+        }
+        match file.read(&mut buf) {
+            Ok(0) => return true,
             Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Reads the readiness line (up to a newline or EOF), bounded in time.
+fn read_ready(mut file: &std::fs::File, timeout: Duration) -> Result<Vec<u8>, String> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    loop {
+        match poll_readable(file, deadline) {
+            Ok(true) => {}
+            Ok(false) => return Err(format!("no answer within {}s", timeout.as_secs())),
             Err(e) => return Err(format!("wait for the shim: {e}")),
         }
         let mut buf = [0u8; 4096];

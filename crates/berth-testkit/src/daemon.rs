@@ -58,6 +58,12 @@ impl HttpResponse {
     }
 }
 
+/// The Docker Hub mirror every test daemon has, after any of the test's
+/// own: a closed loopback port. With `--registry-mirrors-only` a pull of a Docker Hub name that no
+/// mirror of the test's own serves fails at once, naming it, and never
+/// reaches the internet.
+pub const HUB_MIRROR: &str = "http://127.0.0.1:1";
+
 impl TestDaemon {
     /// Start berthd (the binary at `berthd`) and wait for its socket.
     pub fn start(berthd: &Path) -> TestDaemon {
@@ -169,6 +175,7 @@ impl TestDaemon {
             .arg(self.dir.join("daemon.json"))
             .args(self.net_args())
             .args(self.extra_flags())
+            .args(["--registry-mirror", HUB_MIRROR, "--registry-mirrors-only"])
             .args(std::env::var_os("BERTH_INIT_PATH").map(|p| vec![std::ffi::OsString::from("--init-path"), p]).unwrap_or_default())
             .env("BERTHD_LOG", "debug")
             .stdin(Stdio::null())

@@ -28,7 +28,9 @@ impl Daemon {
         let mut from: Vec<MountPoint> = Vec::new();
         for f in hc.volumes_from.iter().flatten() {
             let (other, rw) = spec::parse_volumes_from(f)?;
-            let h = self.container(other)?;
+            // A bad parameter (400), as dockerd answers: a 404 on create
+            // makes the docker CLI pull the image and try again.
+            let h = self.container(other).map_err(|e| ApiError::invalid(e.message))?;
             let o = h.lock().await;
             for m in o.mounts.iter().filter(|m| m.kind != Kind::Tmpfs) {
                 let mut m = m.clone();

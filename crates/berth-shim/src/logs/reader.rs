@@ -402,10 +402,12 @@ impl LogReader {
             }
             if self.rotated {
                 // The old file was read to its end after the rotation was
-                // seen: move to the new one.
-                if let Some(f) = self.open_current()? {
+                // seen: move on to the files written after it (more than
+                // one when the log rotated again meanwhile), oldest first.
+                let newer = self.open_newer()?;
+                if !newer.is_empty() {
                     self.sources.clear();
-                    self.sources.push_back(Source::new(f, self.path.clone(), 0));
+                    self.sources.extend(newer.into_iter().map(|(p, f)| Source::new(f, p, 0)));
                     self.rotated = false;
                     continue;
                 }
@@ -426,10 +428,31 @@ impl LogReader {
         }
     }
 
-    fn open_current(&self) -> Result<Option<File>, LogError> {
+    /// The files of the log newer than the one being read, oldest first,
+    /// the current one last: the rotated ones of lower number than it has
+    /// now (all of them if it is gone or there is none), then the current.
+    fn open_newer(&self) -> Result<Vec<(PathBuf, File)>, LogError> {
         let dir = parent_dir(&self.path);
         let _lock = DirLock::lock(dir, false)?;
-        open_file(&self.path)
+        let ours = match self.sources.back() {
+            Some(src) => Some(src.file.metadata().map_err(|source| LogError::Read { path: src.path.clone(), source })?),
+            None => None,
+        };
+        let mut rotated = Vec::new();
+        for n in 1..=10_000 {
+            let p = rotated_name(&self.path, n);
+            let Some(f) = open_file(&p)? else { break };
+            let m = f.metadata().map_err(|source| LogError::Read { path: p.clone(), source })?;
+            if ours.as_ref().is_some_and(|o| o.ino() == m.ino() && o.dev() == m.dev()) {
+                break;
+            }
+            rotated.push((p, f));
+        }
+        rotated.reverse();
+        if let Some(f) = open_file(&self.path)? {
+            rotated.push((self.path.clone(), f));
+        }
+        Ok(rotated)
     }
 
     /// The log path names another file than the one being read.
@@ -594,6 +617,34 @@ mod tests {
             writer.join().unwrap();
             let mut want = vec!["before\n".to_owned()];
             want.extend((0..20).map(|i| format!("after {i}\n")));
+            assert_eq!(got, want, "{:?}", config.driver);
+        }
+    }
+
+    #[test]
+    fn follow_reads_every_file_when_the_log_rotated_more_than_once_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        for mut config in configs(dir.path()) {
+            config.max_file = 100;
+            let mut w = LogWriter::open(&config).unwrap();
+            let mut log = |l: &str, t: i64| w.log(&Message { stream: Stream::Stdout, line: l.as_bytes(), time: t, partial: false }).unwrap();
+            log("first", 1);
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let s2 = stop.clone();
+            let mut r = LogReader::open(&config, ReadOptions { follow: true, ..ReadOptions::default() })
+                .unwrap()
+                .with_stop(move || s2.load(std::sync::atomic::Ordering::SeqCst));
+            r.poll_interval = Duration::from_millis(10);
+            assert_eq!(r.next().unwrap().unwrap().line, b"first\n");
+            // The reader sits at the end of the current file; the log
+            // rotates several times before it looks again.
+            for i in 0..30 {
+                log(&format!("n{i}"), 10 + i);
+            }
+            assert!(rotated_name(&config.path, 3).exists(), "{:?} rotated", config.driver);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let got: Vec<String> = r.map(|e| String::from_utf8(e.unwrap().line).unwrap()).collect();
+            let want: Vec<String> = (0..30).map(|i| format!("n{i}\n")).collect();
             assert_eq!(got, want, "{:?}", config.driver);
         }
     }
