@@ -41,9 +41,16 @@ PY
 # unmounted again on exit.
 hugetlb_mounted=
 if command -v crun >/dev/null && grep -q . /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null && [ ! -d /sys/fs/cgroup/hugetlb ]; then
-  if mkdir /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb; then
-    hugetlb_mounted=1
-  fi
+  mkdir /sys/fs/cgroup/hugetlb
+  # A hierarchy unmounted a moment ago is destroyed lazily: retry a while.
+  for _ in $(seq 50); do
+    if mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null; then
+      hugetlb_mounted=1
+      break
+    fi
+    sleep 0.1
+  done
+  [ -n "$hugetlb_mounted" ] || { rmdir /sys/fs/cgroup/hugetlb; echo "no hugetlb hierarchy for crun: it will fail" >&2; }
 fi
 cleanup() {
   rm -rf "$work"
