@@ -329,7 +329,7 @@ impl Controller {
             networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
             sandboxes: sandboxes.into_iter().map(|s| (s.container_id.clone(), s)).collect(),
             ipam: HashMap::new(),
-            ports: PortAllocator::new(ephemeral),
+            ports: PortAllocator::holding(ephemeral),
         };
         let c = Controller {
             cfg,
@@ -337,7 +337,7 @@ impl Controller {
             probe,
             networks_dir,
             sandboxes_dir,
-            state: Mutex::new(State { networks: BTreeMap::new(), sandboxes: BTreeMap::new(), ipam: HashMap::new(), ports: PortAllocator::new(ephemeral) }),
+            state: Mutex::new(State { networks: BTreeMap::new(), sandboxes: BTreeMap::new(), ipam: HashMap::new(), ports: PortAllocator::holding(ephemeral) }),
             dns: Arc::new(RwLock::new(DnsTable::default())),
             load_errors: errs.iter().map(|e| e.to_string()).collect(),
             pending: Mutex::new(Vec::new()),
@@ -1397,8 +1397,9 @@ fn release_endpoint(state: &mut State, ep: &Endpoint) {
 
 fn rebuild_allocations(state: &mut State) {
     state.ipam = state.networks.values().map(|n| (n.id.clone(), n.subnets.iter().cloned().map(SubnetAllocator::new).collect::<Vec<_>>())).collect();
-    let ephemeral = state.ports.ephemeral;
-    state.ports = PortAllocator::new(ephemeral);
+    // The old allocator (and its sockets) goes before the ports are marked
+    // (and bound) again.
+    state.ports = state.ports.emptied();
     for sb in state.sandboxes.values() {
         for m in &sb.ports {
             state.ports.mark(m);

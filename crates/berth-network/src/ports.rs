@@ -7,7 +7,7 @@
 //! process holds is found by trying to bind it; random ports (`-p 80`, `-P`)
 //! come from the kernel's ephemeral range.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
@@ -272,12 +272,47 @@ impl PortProbe for BindProbe {
 }
 
 /// Host ports in use by berth's published ports, and the choice of new ones.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct PortAllocator {
     used: BTreeSet<(Proto, u16, Option<IpAddr>)>,
     /// The ephemeral range random ports come from.
     pub ephemeral: (u16, u16),
     next: BTreeMap<Proto, u16>,
+    /// Sockets bound on the host ports in use, when holding them.
+    held: Option<Held>,
+}
+
+/// Sockets bound on published host ports for as long as they are published,
+/// as docker does: no other program, and no other berthd, is handed a port
+/// berth forwards. Connections never reach them (DNAT takes them first).
+#[derive(Default)]
+struct Held(HashMap<(Proto, u16, Option<IpAddr>), HeldSocket>);
+
+enum HeldSocket {
+    Tcp(#[allow(dead_code)] std::net::TcpListener),
+    Udp(#[allow(dead_code)] std::net::UdpSocket),
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({} sockets)", self.0.len())
+    }
+}
+
+impl Held {
+    /// Best effort: a port another program took meanwhile stays unheld.
+    fn hold(&mut self, key: (Proto, u16, Option<IpAddr>)) {
+        let (proto, port, ip) = key;
+        let sa = SocketAddr::new(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
+        let sock = match proto {
+            Proto::Tcp => std::net::TcpListener::bind(sa).ok().map(HeldSocket::Tcp),
+            Proto::Udp => std::net::UdpSocket::bind(sa).ok().map(HeldSocket::Udp),
+            Proto::Sctp => None,
+        };
+        if let Some(sock) = sock {
+            self.0.insert(key, sock);
+        }
+    }
 }
 
 fn clash(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
@@ -289,16 +324,35 @@ fn clash(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
 
 impl PortAllocator {
     pub fn new(ephemeral: (u16, u16)) -> PortAllocator {
-        PortAllocator { used: BTreeSet::new(), ephemeral, next: BTreeMap::new() }
+        PortAllocator { used: BTreeSet::new(), ephemeral, next: BTreeMap::new(), held: None }
+    }
+
+    /// An allocator that binds a socket on every host port it marks and
+    /// keeps it until the port is released.
+    pub fn holding(ephemeral: (u16, u16)) -> PortAllocator {
+        PortAllocator { held: Some(Held::default()), ..PortAllocator::new(ephemeral) }
+    }
+
+    /// The same allocator, empty (its sockets closed).
+    pub fn emptied(&self) -> PortAllocator {
+        if self.held.is_some() { PortAllocator::holding(self.ephemeral) } else { PortAllocator::new(self.ephemeral) }
     }
 
     /// Mark a mapping recorded earlier as in use.
     pub fn mark(&mut self, m: &PortMapping) {
-        self.used.insert((m.proto, m.host_port, m.host_ip));
+        let key = (m.proto, m.host_port, m.host_ip);
+        self.used.insert(key);
+        if let Some(h) = &mut self.held {
+            h.hold(key);
+        }
     }
 
     pub fn release(&mut self, m: &PortMapping) {
-        self.used.remove(&(m.proto, m.host_port, m.host_ip));
+        let key = (m.proto, m.host_port, m.host_ip);
+        if let Some(h) = &mut self.held {
+            h.0.remove(&key);
+        }
+        self.used.remove(&key);
     }
 
     fn taken(&self, proto: Proto, port: u16, ip: Option<IpAddr>) -> bool {
@@ -482,5 +536,27 @@ mod tests {
             PortMapping { proto: Proto::Tcp, container_port: 80, host_ip: None, host_port: 8080 },
         ];
         assert_eq!(port_lines(&m), ["80/tcp -> 0.0.0.0:8080", "53/udp -> [::1]:5353"]);
+    }
+
+    #[test]
+    fn a_holding_allocator_keeps_its_ports_bound_until_released() {
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let lo = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let m = PortMapping { proto: Proto::Tcp, container_port: 80, host_ip: lo, host_port: port };
+        let mut a = PortAllocator::holding((32768, 60999));
+        a.mark(&m);
+        assert!(!free(port), "a published port is held: no one else is given it");
+        let again = a.emptied();
+        drop(a);
+        assert!(free(port), "an emptied allocator holds nothing");
+        let mut a = again;
+        a.mark(&m);
+        assert!(!free(port));
+        a.release(&m);
+        assert!(free(port), "released ports are closed");
+        let mut plain = PortAllocator::new((32768, 60999));
+        plain.mark(&m);
+        assert!(free(port), "a plain allocator only keeps books");
     }
 }

@@ -529,8 +529,10 @@ fn random_ports_are_free_and_a_taken_port_fails_cleanly() {
     let reqs = berth_network::ports::requests_from_bindings(&BTreeMap::new(), &["80/tcp".into(), "53/udp".into()], true).unwrap();
     let m = env.ctl.publish(&a, &reqs).unwrap();
     assert_eq!(m.len(), 2);
+    // Chosen free, then held by berth while published (as docker holds
+    // them): no host program, and no other berthd, is handed them.
     for p in &m {
-        assert!(BindProbe.is_free_for_test(p));
+        assert!(!BindProbe.is_free_for_test(p), "{p:?} is not held");
     }
     // The same host port for a second container: docker's message, nothing left.
     let fixed = 21000 + (run_byte() as u16) * 16 + env.t as u16;
@@ -550,6 +552,11 @@ fn random_ports_are_free_and_a_taken_port_fails_cleanly() {
     assert!(e.to_string().contains("address already in use"), "{e}");
     // The free one is usable by b now.
     env.ctl.publish(&b, &parse_publish(&format!("{}:82", fixed + 1)).unwrap()).unwrap();
+    // Torn down, a's ports are the host's again.
+    env.ctl.teardown(&a).unwrap();
+    for p in &m {
+        assert!(BindProbe.is_free_for_test(p), "{p:?} still held after teardown");
+    }
 }
 
 trait ProbeExt {
@@ -557,8 +564,7 @@ trait ProbeExt {
 }
 
 impl ProbeExt for BindProbe {
-    /// The port was free of host processes when chosen: nothing but the
-    /// DNAT rule claims it, so binding it still works.
+    /// Whether a host program could bind the mapping's port now.
     fn is_free_for_test(&self, m: &berth_network::PortMapping) -> bool {
         use berth_network::ports::PortProbe;
         self.is_free(m.proto, m.host_ip, m.host_port)
