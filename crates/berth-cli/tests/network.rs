@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use berth_testkit::daemon::{TestDaemon, stdout_of_success};
+use berth_testkit::daemon::TestDaemon;
+use berth_testkit::stdout_of_success;
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 

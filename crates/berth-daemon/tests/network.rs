@@ -26,7 +26,7 @@ fn docker(d: &TestDaemon, args: &[&str]) -> Output {
 }
 
 fn ok(o: Output) -> String {
-    berth_testkit::daemon::stdout_of_success(&o)
+    berth_testkit::stdout_of_success(&o)
 }
 
 fn fails(o: Output) -> String {

@@ -25,19 +25,6 @@ pub struct TestDaemon {
 /// Daemons of one test process get a letter each for their network names.
 const NET_CHARS: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
 
-/// A command's stdout, after asserting it succeeded (its output in the
-/// panic message otherwise).
-pub fn stdout_of_success(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A minimal HTTP response.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
