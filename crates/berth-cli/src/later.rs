@@ -24,8 +24,6 @@ pub enum LaterError {
     Pull(#[from] ContainerError),
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Many(Vec<LaterError>),
-    #[error("berth {0} is not implemented yet")]
-    NotYet(&'static str),
     #[error("{0}")]
     Usage(String),
 }
